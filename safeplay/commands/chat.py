@@ -49,9 +49,9 @@ def _generator(args: argparse.Namespace):
         return policies.generator(args.role), f"{args.run} ({args.role})"
     model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
     if not args.adapter:
-        from safeplay.generation.hf import HFGenerator
+        from safeplay.generation.factory import make_generator
 
-        return HFGenerator(model, tok), args.model or "smollm2-135m"
+        return make_generator(model, tok), args.model or "smollm2-135m"
     meta = read_role_meta(Path(args.adapter))
     lora = meta.get("lora") or {}
     cfg = PolicyConfig(

@@ -69,11 +69,11 @@ def _load_generator(model: str | None, run_dir: str | None, step: int | None, dt
             raise SafeplayError(f"--run {run_dir}: no such folder")
         generator = load_run_policies(Path(run_dir), step=step).generator("defender")
         return generator, scorer_from(generator)
-    from safeplay.generation.hf import HFGenerator
+    from safeplay.generation.factory import make_generator
     from safeplay.models import load_model
 
     hf_model, tokenizer = load_model(model, dtype=dtype, device=device)
-    generator = HFGenerator(hf_model, tokenizer)
+    generator = make_generator(hf_model, tokenizer)
     return generator, scorer_from(generator)
 
 

@@ -60,7 +60,7 @@ def game_metrics(games: Sequence[Game]) -> dict[str, float | None]:
 
 def attacker_diversity(games: Sequence[Game], embedder) -> dict[str, float]:
     """Self-BLEU and SBERT diversity of this step's attacks, and seed ↔ revision faithfulness."""
-    from safeplay.rewards.diversity import faithfulness, sbert_diversity, self_bleu
+    from safeplay.rewards.diversity import faithfulness_batch, sbert_diversity, self_bleu
 
     attacked = [g for g in games if g.attack is not None and g.attack.public.strip()]
     out: dict[str, float] = {}
@@ -70,6 +70,6 @@ def attacker_diversity(games: Sequence[Game], embedder) -> dict[str, float]:
         out["attacker/sbert_diversity"] = sbert_diversity(embedder.encode(texts))
     if attacked:
         out["attacker/faithfulness"] = mean(
-            faithfulness(g.seed_text, g.attack.public, embedder) for g in attacked
+            faithfulness_batch([g.seed_text for g in attacked], [g.attack.public for g in attacked], embedder)
         )
     return out

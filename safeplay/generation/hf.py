@@ -29,21 +29,48 @@ def render_prompt(tokenizer: "PreTrainedTokenizerBase", prompt: ChatPrompt) -> s
 
 
 def sample_next(logits: torch.Tensor, sampling: SamplingParams, gen: torch.Generator) -> torch.Tensor:
-    """Pick one token per row: greedy at temperature 0, else temperature / top-k / top-p sampling."""
+    """Pick one token per row: greedy at temperature 0, else temperature / top-k / top-p sampling.
+
+    Exact sampling, but cheaper than ``softmax → sort → multinomial`` over the whole vocabulary (on a CPU, a full
+    sort of 64 × 49k logits and ``multinomial``'s per-entry random draws cost more than the model's decode step):
+
+    * truncation works on the ``topk`` candidates only; for top-p the candidate count starts small and doubles
+      for the rows whose nucleus is not yet inside it (a full sort only for the flattest rows);
+    * the draw is an inverse-CDF lookup with **one** uniform number per row.
+
+    Kept tokens are those whose preceding cumulative probability is ≤ top_p (the most likely one always stays),
+    after the top-k cut and renormalisation, as in HF's warpers.
+    """
     if sampling.temperature == 0:
         return logits.argmax(dim=-1)
-    x = logits / sampling.temperature
-    if 0 < sampling.top_k < x.shape[-1]:
-        kth = torch.topk(x, sampling.top_k, dim=-1).values[:, -1:]
-        x = x.masked_fill(x < kth, float("-inf"))
-    if sampling.top_p < 1.0:
-        sorted_x, order = torch.sort(x, dim=-1, descending=True)
-        probs = sorted_x.softmax(dim=-1)
-        # Drop a token when the tokens before it already cover top_p (the most likely one always stays).
-        drop = probs.cumsum(dim=-1) - probs > sampling.top_p
-        sorted_x = sorted_x.masked_fill(drop, float("-inf"))
-        x = torch.full_like(x, float("-inf")).scatter(-1, order, sorted_x)
-    return torch.multinomial(x.softmax(dim=-1), 1, generator=gen).squeeze(-1)
+    x = logits.float() / sampling.temperature
+    vocab = x.shape[-1]
+    top_k = sampling.top_k if 0 < sampling.top_k < vocab else vocab
+    u = torch.rand((x.shape[0], 1), generator=gen, device=x.device)
+    if top_k == vocab and sampling.top_p >= 1.0:
+        cdf = x.softmax(dim=-1).cumsum(dim=-1)
+        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=vocab - 1).squeeze(-1)
+    # log Z of the distribution the nucleus is taken from (after the top-k cut).
+    log_z = x.logsumexp(dim=-1, keepdim=True) if top_k == vocab else None
+    out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    rows = torch.arange(x.shape[0], device=x.device)
+    k = top_k if sampling.top_p >= 1.0 else min(top_k, 64)
+    while rows.numel():
+        vals, idx = torch.topk(x[rows], k, dim=-1)  # sorted, most likely first
+        z = log_z[rows] if log_z is not None else torch.topk(x[rows], top_k, dim=-1).values.logsumexp(-1, keepdim=True)
+        probs = (vals - z).exp()
+        before = probs.cumsum(dim=-1) - probs
+        keep = before <= sampling.top_p
+        keep[:, 0] = True
+        # The nucleus fits in these k candidates when the last one is already cut (or no more candidates exist).
+        done = ~keep[:, -1] | (k >= top_k) if sampling.top_p < 1.0 else torch.ones_like(keep[:, 0])
+        if done.any():
+            cdf = (probs * keep)[done].cumsum(dim=-1)
+            pick = torch.searchsorted(cdf, u[rows][done] * cdf[:, -1:], right=True).clamp_(max=k - 1)
+            out[rows[done]] = idx[done].gather(-1, pick).squeeze(-1)
+        rows = rows[~done]
+        k = min(top_k, 4 * k)
+    return out
 
 
 class _StopMatcher:

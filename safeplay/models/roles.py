@@ -59,6 +59,9 @@ class PolicyConfig:
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
     """Linear layers that get LoRA adapters (module name suffixes)."""
+    generator: Literal["auto", "fast", "hf"] = "auto"
+    """Generation backend: auto (the lean merged-weight decoder for Llama-family models, else HF), fast, or hf
+    (a plain HF forward per step with the adapter unmerged — slower; for checking the fast path)."""
 
     def __post_init__(self) -> None:
         check(self.mode in MODES, "mode", f"{self.mode!r} is not allowed; choose one of {', '.join(MODES)}")
@@ -80,6 +83,7 @@ class PolicyConfig:
         check(self.lora_alpha > 0, "lora_alpha", "must be > 0")
         check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
         check(len(self.target_modules) > 0, "target_modules", "needs at least one module name")
+        check(self.generator in ("auto", "fast", "hf"), "generator", f"{self.generator!r} is not allowed; choose one of auto, fast, hf")
 
 
 class _RoleGenerator:
@@ -170,9 +174,13 @@ class RolePolicies:
                 self.model.add_adapter(name, lora)
         except ValueError as e:
             raise SafeplayError(f"cannot add LoRA adapters: {str(e).splitlines()[0]}") from None
-        from safeplay.generation.hf import HFGenerator
+        from safeplay.generation.factory import make_generator
 
-        self._gen = HFGenerator(self.model, self.tokenizer, self.micro_batch_size)
+        # The fast decoder merges the adapter named here into its weights (None: the reference, adapters off).
+        self._gen_adapter: str | None = names[0]
+        self._gen = make_generator(
+            self.model, self.tokenizer, self.micro_batch_size, self.cfg.generator, adapter=lambda: self._gen_adapter
+        )
         self._use(names[0])
 
     def _init_copies(self, model: torch.nn.Module, names: list[str]) -> None:
@@ -185,10 +193,11 @@ class RolePolicies:
             for p in m.parameters():
                 p.requires_grad_(True)
             self.models[name] = m
-        from safeplay.generation.hf import HFGenerator
+        from safeplay.generation.factory import make_generator
 
-        self._gens = {n: HFGenerator(m, self.tokenizer, self.micro_batch_size) for n, m in self.models.items()}
-        self._ref_gen = HFGenerator(self.reference, self.tokenizer, self.micro_batch_size)
+        mb, backend = self.micro_batch_size, self.cfg.generator
+        self._gens = {n: make_generator(m, self.tokenizer, mb, backend) for n, m in self.models.items()}
+        self._ref_gen = make_generator(self.reference, self.tokenizer, mb, backend)
 
     # ------------------------------------------------------------------ naming
 
@@ -255,6 +264,7 @@ class RolePolicies:
     ) -> list[Completion]:
         if self.cfg.mode == "lora":
             self._model_for(role)
+            self._gen_adapter = self.policy_name(role)
             return self._gen.generate(prompts, sampling, seed)
         return self._gens[self.policy_name(role)].generate(prompts, sampling, seed)
 
@@ -262,26 +272,31 @@ class RolePolicies:
         self, prompts: Sequence[ChatPrompt], sampling: SamplingParams, seed: int | None
     ) -> list[Completion]:
         if self.cfg.mode == "lora":
+            self._gen_adapter = None
             with self.model.disable_adapter():
                 return self._gen.generate(prompts, sampling, seed)
         return self._ref_gen.generate(prompts, sampling, seed)
 
     # ------------------------------------------------------------------ log-probs
 
-    def token_logprobs(self, role: str, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, L-1) log-probs of each next token under the role's policy; differentiable when grad is on."""
+    def token_logprobs(
+        self, role: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0
+    ) -> torch.Tensor:
+        """(B, L-1) log-probs of each next token under the role's policy; differentiable when grad is on.
+
+        Positions before ``start`` are skipped (returned as 0), see ``models.logprobs.token_logprobs``."""
         from safeplay.models.logprobs import token_logprobs
 
-        return token_logprobs(self._model_for(role), input_ids, attention_mask)
+        return token_logprobs(self._model_for(role), input_ids, attention_mask, start)
 
-    def ref_token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def ref_token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Same under the frozen reference policy, without gradients."""
         import torch
 
         from safeplay.models.logprobs import token_logprobs
 
         with torch.no_grad(), self._reference() as ref:
-            return token_logprobs(ref, input_ids, attention_mask)
+            return token_logprobs(ref, input_ids, attention_mask, start)
 
     # ------------------------------------------------------------------ weights
 

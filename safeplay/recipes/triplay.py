@@ -229,11 +229,11 @@ class TriPlay(Recipe):
         return self._frozen
 
     def _load_model(self, spec: str):
-        from safeplay.generation.hf import HFGenerator
+        from safeplay.generation.factory import make_generator
         from safeplay.models.loading import load_model
 
         model, tok = load_model(spec, self.cfg.model.dtype, self.cfg.model.device)
-        return HFGenerator(model, tok, self.cfg.rl.micro_batch_size)
+        return make_generator(model, tok, self.cfg.rl.micro_batch_size, self.cfg.policy.generator)
 
     def expert_judge(self):
         """Majority vote of ``triplay.experts``: ``[a, b]`` puts a and b on both panels; ``[a, "|", b, c]`` makes a

@@ -138,8 +138,16 @@ class Embedder:
 
 def faithfulness(seed: str, revision: str, embedder: TextEncoder) -> float:
     """Cosine similarity of seed and revision embeddings (revision faithfulness, higher = closer)."""
-    e = _normalise(embedder.encode([seed, revision]))
-    return float(e[0] @ e[1])
+    return faithfulness_batch([seed], [revision], embedder)[0]
+
+
+def faithfulness_batch(seeds: Sequence[str], revisions: Sequence[str], embedder: TextEncoder) -> list[float]:
+    """``faithfulness`` of many pairs with one embedding call."""
+    if not seeds:
+        return []
+    e = _normalise(embedder.encode(list(seeds) + list(revisions)))
+    n = len(seeds)
+    return [float(v) for v in (e[:n] * e[n:]).sum(axis=1)]
 
 
 # ---------------------------------------------------------------------------------------------- pool

@@ -31,6 +31,13 @@ class TokenBatch:
     """(B, L) 1 on real tokens."""
     response_mask: torch.Tensor
     """(B, L-1) 1 where position t predicts a completion token (aligned with ``token_logprobs`` output)."""
+    start: int = 0
+    """First position that predicts a completion token in any row (earlier ones score prompts only)."""
+
+    @property
+    def tokens(self) -> int:
+        """Padded size of the batch (rows × width): what a forward pass costs."""
+        return int(self.input_ids.numel())
 
 
 def collate(samples: Sequence[RoleSample], pad_id: int, device: torch.device | str = "cpu") -> TokenBatch:
@@ -45,4 +52,5 @@ def collate(samples: Sequence[RoleSample], pad_id: int, device: torch.device | s
         p, c = len(s.prompt_ids), len(s.completion_ids)
         # Position t of the logprob tensor scores token t+1; completion tokens sit at p .. p+c-1.
         resp[i, p - 1 : p - 1 + c] = 1.0
-    return TokenBatch(ids.to(device), attn.to(device), resp.to(device))
+    start = max(0, min(len(s.prompt_ids) for s in samples) - 1)
+    return TokenBatch(ids.to(device), attn.to(device), resp.to(device), start)

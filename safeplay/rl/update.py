@@ -53,6 +53,10 @@ class RLConfig:
     """Weight of an auxiliary SFT loss mixed into each optimizer step (Self-RedTeam's PTX, §1.7: 1.0)."""
     aux_sft_batch: int = 4
     """Sequences of SFT data per optimizer step when aux_sft_coef > 0."""
+    fused_max_tokens: int = 8192
+    """With one mini-batch, the behaviour log-probs equal the first gradient pass's own values, so that pass
+    doubles as the "old" pass (one forward fewer per update) when the rollout's padded size fits this many tokens
+    (all micro-batch graphs are alive until the advantages are known). 0 = always two passes."""
 
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
@@ -62,6 +66,7 @@ class RLConfig:
         check(self.clip_eps > 0, "clip_eps", "must be > 0")
         check(self.minibatches >= 1, "minibatches", "must be >= 1")
         check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
+        check(self.fused_max_tokens >= 0, "fused_max_tokens", "must be >= 0")
 
 
 @dataclass
@@ -126,75 +131,114 @@ class PolicyUpdater:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
-    # -- advantages -------------------------------------------------------------------------------
+    # -- forward passes ---------------------------------------------------------------------------
 
     def _logprobs(self, role: str, batch: TokenBatch, grad: bool) -> torch.Tensor:
         with torch.set_grad_enabled(grad):
-            return self.policies.token_logprobs(role, batch.input_ids, batch.attention_mask).float()
+            return self.policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
 
-    def _prepare(self, samples: Sequence[RoleSample]) -> tuple[list[dict], dict[str, float]]:
-        """Per-sample tensors with old/ref log-probs and per-token advantages, whitened per role."""
-        rl = self.rl
+    def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
+        """Chunks of ``micro_batch_size`` in length order: less padding, and the update is a sum over samples,
+        so the order does not change it."""
+        ordered = sorted(items, key=lambda x: len(sample_of(x).prompt_ids) + len(sample_of(x).completion_ids))
+        step = self.rl.micro_batch_size
+        return [ordered[i : i + step] for i in range(0, len(ordered), step)]
+
+    def _forward_rows(self, role: str, samples: Sequence[RoleSample], grad: bool) -> list[dict]:
+        """Per-sample behaviour ("old") and reference log-probs, in the input order.
+
+        With ``grad``, each row also keeps its micro-batch's differentiable log-probs (``live``/``index``)."""
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
+        need_ref = self.rl.kl_beta > 0
+        rows: dict[int, dict] = {}
+        for chunk in self._micro_batches(list(enumerate(samples)), sample_of=lambda x: x[1]):
+            batch = collate([s for _, s in chunk], pad, device)
+            logp = self._logprobs(role, batch, grad=grad)
+            old = logp.detach()
+            ref = (
+                self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start).float()
+                if need_ref
+                else old
+            )
+            for i, (pos, s) in enumerate(chunk):
+                n = int(batch.attention_mask[i].sum())
+                row = {"sample": s, "old": old[i, : n - 1], "ref": ref[i, : n - 1], "mask": batch.response_mask[i, : n - 1]}
+                if grad:
+                    row.update(live=logp, index=i)
+                rows[pos] = row
+        return [rows[i] for i in range(len(samples))]
+
+    # -- advantages -------------------------------------------------------------------------------
+
+    def _prepare(self, samples: Sequence[RoleSample], fused: bool) -> tuple[list[dict], dict[str, float]]:
+        """Rows with old/ref log-probs and per-token advantages (REINFORCE++ whitened per role, or GRPO)."""
+        rl = self.rl
         rows: list[dict] = []
         stats: dict[str, float] = {}
         by_role: dict[str, list[RoleSample]] = {}
         for s in samples:
             by_role.setdefault(s.role, []).append(s)
-        need_ref = rl.kl_beta > 0
         for role, group in by_role.items():
-            role_rows = []
-            for start in range(0, len(group), rl.micro_batch_size):
-                chunk = group[start : start + rl.micro_batch_size]
-                batch = collate(chunk, pad, device)
-                old = self._logprobs(role, batch, grad=False)
-                ref = (
-                    self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask).float()
-                    if need_ref
-                    else old
-                )
-                for i, s in enumerate(chunk):
-                    n = int(batch.attention_mask[i].sum())
-                    mask = batch.response_mask[i, : n - 1]
-                    role_rows.append(
-                        {
-                            "sample": s,
-                            "old": old[i, : n - 1].detach(),
-                            "ref": ref[i, : n - 1].detach(),
-                            "mask": mask,
-                        }
-                    )
-            # Advantages for this role.
-            kl_vals = []
-            if rl.algorithm == "reinforce_pp":
+            if rl.algorithm == "grpo":
+                # GRPO's advantages need only the rewards: zero-advantage samples never reach a forward pass.
+                rewards = [max(-rl.reward_clip, min(rl.reward_clip, s.reward)) for s in group]
+                adv_list, flat = grpo_advantages(rewards, [s.group for s in group], rl.grpo_scale_by_std)
+                stats[f"{role}/zero_variance_groups"] = flat
+                for s, a in zip(group, adv_list):
+                    s.advantage = a
+                if rl.skip_zero_advantage:
+                    group = [s for s in group if s.advantage != 0.0]
+                if not group:
+                    continue
+                role_rows = self._forward_rows(role, group, grad=fused)
+                kl_vals = []
+                for r in role_rows:
+                    r["adv"] = torch.full_like(r["mask"], r["sample"].advantage)
+                    k = kl_per_token(r["old"], r["ref"], rl.kl_estimator)
+                    kl_vals.append(float((k * r["mask"]).sum() / r["mask"].sum().clamp(min=1)))
+                stats[f"{role}/kl"] = sum(kl_vals) / max(1, len(kl_vals))
+            else:
+                role_rows = self._forward_rows(role, group, grad=fused)
                 width = max(r["mask"].shape[0] for r in role_rows)
                 pad2 = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]))  # noqa: E731
                 m = torch.stack([pad2(r["mask"]) for r in role_rows])
                 kl = torch.stack([pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator)) for r in role_rows])
-                rewards = torch.tensor([r["sample"].reward for r in role_rows], dtype=torch.float32)
+                rewards_t = torch.tensor([r["sample"].reward for r in role_rows], dtype=torch.float32)
                 beta = rl.kl_beta if rl.kl_in_reward else 0.0
-                returns = reinforce_pp_returns(rewards, kl, m, beta, rl.gamma, rl.reward_clip)
+                returns = reinforce_pp_returns(rewards_t, kl, m, beta, rl.gamma, rl.reward_clip)
                 adv = whiten(returns, m) if len(role_rows) > 1 else returns
                 for i, r in enumerate(role_rows):
                     r["adv"] = adv[i, : r["mask"].shape[0]]
-                kl_vals.append(float((kl * m).sum() / m.sum().clamp(min=1)))
-            else:
-                rewards = [max(-rl.reward_clip, min(rl.reward_clip, r["sample"].reward)) for r in role_rows]
-                groups = [r["sample"].group for r in role_rows]
-                adv_list, flat = grpo_advantages(rewards, groups, rl.grpo_scale_by_std)
-                stats[f"{role}/zero_variance_groups"] = flat
-                for r, a in zip(role_rows, adv_list):
-                    r["sample"].advantage = a
-                    r["adv"] = torch.full_like(r["mask"], a)
-                for r in role_rows:
-                    k = kl_per_token(r["old"], r["ref"], rl.kl_estimator)
-                    kl_vals.append(float((k * r["mask"]).sum() / r["mask"].sum().clamp(min=1)))
-            stats[f"{role}/kl"] = sum(kl_vals) / max(1, len(kl_vals))
+                stats[f"{role}/kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
             rows.extend(role_rows)
         return rows, stats
 
+    def _fits_fused(self, samples: Sequence[RoleSample]) -> bool:
+        if self.rl.minibatches != 1 or self.rl.fused_max_tokens <= 0:
+            return False
+        padded = sum(
+            len(chunk) * max(len(s.prompt_ids) + len(s.completion_ids) for s in chunk)
+            for chunk in self._micro_batches(samples)
+        )
+        return padded <= self.rl.fused_max_tokens
+
     # -- the update ---------------------------------------------------------------------------------
+
+    def _loss(self, micro: list[dict], logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The surrogate (+ KL loss) of rows ``micro`` given their differentiable log-probs (rows × width)."""
+        rl = self.rl
+        device = logp.device
+        width = logp.shape[1]
+        fit = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0])).to(device)  # noqa: E731
+        old = torch.stack([fit(r["old"]) for r in micro])
+        ref = torch.stack([fit(r["ref"]) for r in micro])
+        adv = torch.stack([fit(r["adv"]) for r in micro])
+        mask = torch.stack([fit(r["mask"]) for r in micro])
+        loss, info = ppo_clip_loss(logp, old, adv, mask, rl.clip_eps)
+        if rl.kl_beta > 0 and not rl.kl_in_reward:
+            loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
+        return loss, info
 
     def step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample] = ()) -> dict[str, float]:
         """One rollout's worth of updates; returns loss/KL/grad-norm statistics."""
@@ -202,37 +246,37 @@ class PolicyUpdater:
         if not samples:
             return {}
         self.policies.train()
-        rows, stats = self._prepare(samples)
+        fused = self._fits_fused(samples)
+        rows, stats = self._prepare(samples, fused)
         if rl.skip_zero_advantage:
             rows = [r for r in rows if bool((r["adv"].abs() * r["mask"]).sum() > 0)]
         stats["samples_trained"] = float(len(rows))
+        stats["fused_pass"] = float(fused)
         if not rows:
             return stats
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
-        order = list(range(len(rows)))
-        per_mb = math.ceil(len(order) / rl.minibatches)
+        per_mb = math.ceil(len(rows) / rl.minibatches)
         losses, clip_fracs, norms = [], [], []
-        for mb_start in range(0, len(order), per_mb):
-            mb = [rows[i] for i in order[mb_start : mb_start + per_mb]]
+        for mb_start in range(0, len(rows), per_mb):
+            mb = rows[mb_start : mb_start + per_mb]
             self.optimizer.zero_grad(set_to_none=True)
-            for start in range(0, len(mb), rl.micro_batch_size):
-                micro = mb[start : start + rl.micro_batch_size]
-                # Samples in a micro-batch may belong to different roles that share this policy's weights.
-                role = micro[0]["sample"].role
-                batch = collate([r["sample"] for r in micro], pad, device)
-                logp = self._logprobs(role, batch, grad=True)
-                width = logp.shape[1]
-                fit = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0])).to(device)  # noqa: E731
-                old = torch.stack([fit(r["old"]) for r in micro])
-                ref = torch.stack([fit(r["ref"]) for r in micro])
-                adv = torch.stack([fit(r["adv"]) for r in micro])
-                mask = torch.stack([fit(r["mask"]) for r in micro])
-                loss, info = ppo_clip_loss(logp, old, adv, mask, rl.clip_eps)
-                if rl.kl_beta > 0 and not rl.kl_in_reward:
-                    loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(
-                        kl_per_token(logp, ref, rl.kl_estimator), mask
-                    )
+            if fused:
+                # Reuse the graphs of the first pass: one loss per micro-batch of that pass.
+                groups: dict[int, list[dict]] = {}
+                for r in mb:
+                    groups.setdefault(id(r["live"]), []).append(r)
+                micro_batches = list(groups.values())
+            else:
+                micro_batches = self._micro_batches(mb, sample_of=lambda r: r["sample"])
+            for micro in micro_batches:
+                if fused:
+                    logp = micro[0]["live"][[r["index"] for r in micro]]
+                else:
+                    # Samples in a micro-batch may belong to different roles that share this policy's weights.
+                    batch = collate([r["sample"] for r in micro], pad, device)
+                    logp = self._logprobs(micro[0]["sample"].role, batch, grad=True)
+                loss, info = self._loss(micro, logp)
                 (loss * len(micro) / len(mb)).backward()
                 losses.append(float(loss.detach()))
                 clip_fracs.append(info["clip_frac"])

@@ -1,0 +1,344 @@
+"""A lean decoder for Llama-family models (Llama, SmolLM2, Qwen2, Mistral): the rollout fast path.
+
+Why not ``model.generate`` or a plain forward with a ``DynamicCache``: at 135M parameters a decode step is a few
+milliseconds of matrix work and many more of framework overhead — per-layer module calls, an unmerged LoRA
+adapter's two extra matmuls on every projection, a 4-D mask rebuilt every step, and a KV cache that grows by
+concatenation (copying itself each step). This decoder runs the same maths with
+
+* **merged weights**: each linear layer's weight is ``W + scale·B·A`` of the active LoRA adapter (peft's
+  ``get_delta_weight``), built once per weights version and cached; Q/K/V and gate/up projections are fused
+  into one matmul each;
+* a **preallocated KV cache** written in place, with the grouped query heads folded into the query length during
+  decoding so grouped-query attention needs no copy of K/V;
+* finished rows **compacted out** of the batch in buckets (not every step), so early stops still save work.
+
+The numerics are the model's own (RMSNorm in fp32 as in HF, the model's rotary embedding module, SDPA attention),
+so log-probs agree with teacher-forced ones within floating-point noise (tests state the tolerance). Models of
+other architectures use ``HFGenerator``; ``supports(model)`` tells which.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
+from safeplay.generation.hf import HFGenerator, _StopMatcher, sample_next
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SUPPORTED = ("llama", "qwen2", "mistral")
+"""HF ``model_type`` values whose decoder layer is the Llama layout this module implements."""
+
+
+def inner_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The ``*ForCausalLM`` module under any peft wrappers."""
+    base = getattr(model, "get_base_model", None)
+    return base() if callable(base) else model
+
+
+def supports(model: torch.nn.Module) -> bool:
+    lm = inner_model(model)
+    cfg = getattr(lm, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) not in SUPPORTED:
+        return False
+    # Sliding-window attention (Mistral/Qwen2 options) changes the mask; leave such models to HF.
+    if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True):
+        return cfg.model_type == "llama"
+    return True
+
+
+def _weight(module: torch.nn.Module, adapter: str | None) -> torch.Tensor:
+    """The effective weight of a linear layer: base weight plus the adapter's merged LoRA delta, if any."""
+    base = getattr(module, "base_layer", None)
+    if base is None:
+        return module.weight
+    w = base.weight
+    if adapter is None or adapter not in getattr(module, "lora_A", {}):
+        return w
+    return (w.float() + module.get_delta_weight(adapter).float()).to(w.dtype)
+
+
+def _cat_bias(modules: Sequence[torch.nn.Module]) -> torch.Tensor | None:
+    """Fused bias of fused projections (Qwen2 has Q/K/V biases; Llama has none)."""
+    layers = [getattr(m, "base_layer", m) for m in modules]
+    if all(l.bias is None for l in layers):
+        return None
+    return torch.cat([
+        l.bias if l.bias is not None else l.weight.new_zeros(l.out_features) for l in layers
+    ])
+
+
+@dataclass
+class LayerWeights:
+    ln_in: torch.Tensor
+    ln_post: torch.Tensor
+    qkv: torch.Tensor
+    qkv_bias: torch.Tensor | None
+    o: torch.Tensor
+    gate_up: torch.Tensor
+    down: torch.Tensor
+
+
+@dataclass
+class DecoderWeights:
+    """Everything one forward needs, for one set of adapter weights."""
+
+    embed: torch.Tensor
+    layers: list[LayerWeights]
+    norm: torch.Tensor
+    lm_head: torch.Tensor
+
+
+def extract_weights(model: torch.nn.Module, adapter: str | None) -> DecoderWeights:
+    """Fused, merged weights of ``model`` under ``adapter`` (None: base weights, adapters off)."""
+    lm = inner_model(model)
+    body = lm.model
+    layers = []
+    with torch.no_grad():
+        for layer in body.layers:
+            att, mlp = layer.self_attn, layer.mlp
+            qkv_mods = (att.q_proj, att.k_proj, att.v_proj)
+            layers.append(
+                LayerWeights(
+                    ln_in=layer.input_layernorm.weight,
+                    ln_post=layer.post_attention_layernorm.weight,
+                    qkv=torch.cat([_weight(m, adapter) for m in qkv_mods]),
+                    qkv_bias=_cat_bias(qkv_mods),
+                    o=_weight(att.o_proj, adapter),
+                    gate_up=torch.cat([_weight(mlp.gate_proj, adapter), _weight(mlp.up_proj, adapter)]),
+                    down=_weight(mlp.down_proj, adapter),
+                )
+            )
+        head = _weight(lm.lm_head, adapter)
+    return DecoderWeights(embed=body.embed_tokens.weight, layers=layers, norm=body.norm.weight, lm_head=head)
+
+
+def weights_version(model: torch.nn.Module, adapter: str | None) -> tuple:
+    """Changes whenever a weight that ``extract_weights`` reads is modified in place (optimiser steps, loads).
+
+    Uses the tensors' in-place version counters (what autograd itself uses to detect in-place edits), so a
+    cached set of merged weights is rebuilt exactly when the adapter (or base) changed.
+    """
+    tensors = []
+    for name, p in inner_model(model).named_parameters():
+        if adapter is None and "lora_" in name:
+            continue
+        if adapter is not None and "lora_" in name and f".{adapter}." not in name:
+            continue
+        tensors.append(p)
+    return (adapter, tuple(t._version for t in tensors), tuple(t.data_ptr() for t in tensors[:4]))
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    # As HF's LlamaRMSNorm: normalise in fp32, cast back, then scale.
+    dtype = x.dtype
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class FastDecoder:
+    """Prefill + incremental decoding over a preallocated KV cache for one batch of prompts."""
+
+    def __init__(self, model: torch.nn.Module, weights: DecoderWeights):
+        lm = inner_model(model)
+        cfg = lm.config
+        self.rotary = lm.model.rotary_emb
+        self.w = weights
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.eps = cfg.rms_norm_eps
+        self.dtype = weights.embed.dtype
+        self.device = weights.embed.device
+
+    def _rope(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = self.rotary(x, positions)
+        return cos.unsqueeze(1), sin.unsqueeze(1)
+
+    def _layer_qkv(self, lw: LayerWeights, h: torch.Tensor, cos, sin):
+        b, s, _ = h.shape
+        x = _rms_norm(h, lw.ln_in, self.eps)
+        qkv = F.linear(x, lw.qkv, lw.qkv_bias)
+        hq, hk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        q = qkv[..., :hq].view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
+        k = qkv[..., hq : hq + hk].view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
+        v = qkv[..., hq + hk :].view(b, s, self.n_kv, self.head_dim).transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        return q, k, v
+
+    def _layer_out(self, lw: LayerWeights, h: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        b, s = h.shape[:2]
+        h = h + F.linear(attn.reshape(b, s, self.n_heads * self.head_dim), lw.o)
+        x = _rms_norm(h, lw.ln_post, self.eps)
+        gate, up = F.linear(x, lw.gate_up).chunk(2, dim=-1)
+        return h + F.linear(F.silu(gate) * up, lw.down)
+
+    def _logits(self, h_last: torch.Tensor) -> torch.Tensor:
+        return F.linear(_rms_norm(h_last, self.w.norm, self.eps), self.w.lm_head).float()
+
+    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, capacity: int) -> torch.Tensor:
+        """Run the prompts (left-padded), allocate the cache for ``capacity`` slots; logits of the last position."""
+        b, s = input_ids.shape
+        shape = (b, self.n_kv, capacity, self.head_dim)
+        self.k = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.w.layers]
+        self.v = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.w.layers]
+        self.valid = torch.zeros((b, capacity), dtype=torch.bool, device=self.device)
+        self.valid[:, :s] = mask.bool()
+        self.length = s
+        causal = torch.ones((s, s), dtype=torch.bool, device=self.device).tril()
+        # Padding queries attend to themselves so no row is fully masked (a NaN row would poison V sums).
+        allowed = (causal[None] & mask.bool()[:, None, :]) | torch.eye(s, dtype=torch.bool, device=self.device)[None]
+        allowed = allowed[:, None]
+        h = F.embedding(input_ids, self.w.embed)
+        cos, sin = self._rope(h, positions)
+        group = self.n_heads // self.n_kv
+        for i, lw in enumerate(self.w.layers):
+            q, k, v = self._layer_qkv(lw, h, cos, sin)
+            self.k[i][:, :, :s] = k
+            self.v[i][:, :, :s] = v
+            if group > 1:
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            h = self._layer_out(lw, h, attn.transpose(1, 2))
+        return self._logits(h[:, -1])
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Append one token per row; logits of the next."""
+        b = tokens.shape[0]
+        t = self.length
+        self.valid[:, t] = True
+        self.length = t + 1
+        h = F.embedding(tokens[:, None], self.w.embed)
+        cos, sin = self._rope(h, positions[:, None])
+        group = self.n_heads // self.n_kv
+        mask = self.valid[:, None, None, : t + 1]
+        for i, lw in enumerate(self.w.layers):
+            q, k, v = self._layer_qkv(lw, h, cos, sin)
+            self.k[i][:, :, t : t + 1] = k
+            self.v[i][:, :, t : t + 1] = v
+            # (b, heads, 1, d) -> (b, kv, group, d): each K/V head serves its group as a short query block.
+            qg = q.reshape(b, self.n_kv, group, self.head_dim)
+            attn = F.scaled_dot_product_attention(qg, self.k[i][:, :, : t + 1], self.v[i][:, :, : t + 1], attn_mask=mask)
+            h = self._layer_out(lw, h, attn.reshape(b, 1, self.n_heads, self.head_dim))
+        return self._logits(h[:, -1])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every batch row not in ``rows`` (indices into the current batch)."""
+        self.k = [k.index_select(0, rows) for k in self.k]
+        self.v = [v.index_select(0, rows) for v in self.v]
+        self.valid = self.valid.index_select(0, rows)
+
+
+class FastGenerator(HFGenerator):
+    """``Generator`` with the lean decoder; same prompts, sampling, seeding and outputs as ``HFGenerator``.
+
+    ``adapter`` picks the weights: a callable returning the active adapter name (None = base weights), so one
+    generator serves every role of a LoRA policy set. Merged weights are cached per (adapter, weights version).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: "PreTrainedTokenizerBase",
+        micro_batch_size: int = 64,
+        ignore_eos: bool = False,
+        adapter: Callable[[], str | None] = lambda: None,
+        compact_fraction: float = 0.125,
+    ):
+        """``compact_fraction``: compact the batch once this share of its rows (at least one) has finished."""
+        super().__init__(model, tokenizer, micro_batch_size, ignore_eos)
+        self.adapter = adapter
+        self.compact_fraction = compact_fraction
+        self._cache: dict[str | None, tuple[tuple, DecoderWeights]] = {}
+
+    MAX_CACHED = 4
+    """Merged weight sets kept at once (TriPlay alternates three adapters and the base between calls)."""
+
+    def weights(self) -> DecoderWeights:
+        name = self.adapter()
+        key = weights_version(self.model, name)
+        hit = self._cache.pop(name, None)
+        if hit is None or hit[0] != key:
+            hit = None  # free a stale merged copy before building its replacement
+            while len(self._cache) >= self.MAX_CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            hit = (key, extract_weights(self.model, name))
+        self._cache[name] = hit  # most recently used last
+        return hit[1]
+
+    def _generate_batch(
+        self, prompt_ids: list[list[int]], sampling: SamplingParams, gen: torch.Generator
+    ) -> list[Completion]:
+        from safeplay.models.logprobs import position_ids_from_mask
+
+        device = self.device
+        n = len(prompt_ids)
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for r, ids in enumerate(prompt_ids):
+            input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[r, width - len(ids) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = position_ids_from_mask(mask)
+
+        dec = FastDecoder(self.model, self.weights())
+        logits = dec.prefill(input_ids, mask, positions, width + sampling.max_new_tokens)
+        next_pos = positions[:, -1] + 1
+
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logprobs: list[list[float]] = [[] for _ in range(n)]
+        reasons: list[FinishReason] = ["length"] * n
+        rows = list(range(n))  # batch row -> original row
+        alive = list(range(n))  # batch rows still generating
+        matcher = _StopMatcher(self.tokenizer, sampling.stop)
+        chosen_all = torch.zeros(n, dtype=torch.long, device=device)
+        for step in range(sampling.max_new_tokens):
+            live = torch.tensor(alive, device=device)
+            sub = logits if len(alive) == logits.shape[0] else logits.index_select(0, live)
+            chosen = sample_next(sub, sampling, gen)
+            lp = torch.log_softmax(sub, dim=-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+            still: list[int] = []
+            for b, tok, val in zip(alive, chosen.tolist(), lp.tolist()):
+                r = rows[b]
+                tokens[r].append(tok)
+                logprobs[r].append(val)
+                if tok in self.eos_ids and not self.ignore_eos:
+                    reasons[r] = "eos"
+                elif matcher.hit(tokens[r]):
+                    reasons[r] = "stop"
+                else:
+                    still.append(b)
+            if not still or step == sampling.max_new_tokens - 1:
+                break
+            chosen_all = chosen_all.index_copy(0, live, chosen)
+            dead = len(rows) - len(still)
+            if dead and dead >= max(1, int(self.compact_fraction * len(rows))):
+                keep = torch.tensor(still, device=device)
+                dec.keep(keep)
+                chosen_all, next_pos = chosen_all.index_select(0, keep), next_pos.index_select(0, keep)
+                rows = [rows[b] for b in still]
+                still = list(range(len(still)))
+            alive = still
+            logits = dec.step(chosen_all, next_pos)
+            next_pos = next_pos + 1
+
+        completions = []
+        for r in range(n):
+            text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
+            if reasons[r] == "stop":
+                text = matcher.cut(text)
+            completions.append(Completion(text, list(prompt_ids[r]), tokens[r], logprobs[r], reasons[r]))
+        return completions
