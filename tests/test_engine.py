@@ -47,6 +47,7 @@ def make_cfg(recipe="self-redteam", **over):
 
 def make_trainer(tmp_path, cfg, judge=None, name="run"):
     model, tok = tiny_model(seed=0)
+    torch.manual_seed(cfg.seed)  # LoRA initialisation draws from the global RNG (as in build_components)
     policies = RolePolicies(model, tok, ["attacker", "defender", "evaluator"] if cfg.recipe == "triplay" else ["attacker", "defender"], cfg.policy)
     comps = Components(policies=policies, judge=judge or FakeJudge(), seeds=SEEDS, tactics=[])
     return Trainer(cfg, RunDir(tmp_path / name), comps)
@@ -138,3 +139,45 @@ def test_grpo_variant_logs_zero_variance_share(tmp_path):
     row = [r for r in tr.run.metrics.rows() if r["kind"] == "train"][0]
     assert any(k.endswith("zero_variance_groups") for k in row)
     assert len(tr.run.games.rows()) == 4 * 2
+
+
+def test_aux_sft_mixes_warm_start_data_into_updates_and_resumes_exactly(tmp_path):
+    from safeplay.engine.warm_start import SFT_FILE, make_warm_start
+
+    cfg = make_cfg(**{
+        "rl.aux_sft_coef": 1.0, "rl.aux_sft_batch": 2, "warm_start.enabled": "true", "warm_start.harmful_prompts": 3,
+        "warm_start.benign_prompts": 3, "warm_start.attacker_pairs": 2, "warm_start.distill_samples": 1,
+        "warm_start.epochs": 1, "warm_start.max_new_tokens": 6,
+    })
+
+    def trainer(name):
+        tr = make_trainer(tmp_path, cfg, name=name)
+        tr.c.warm_start_fn = make_warm_start(cfg, FakeJudge(), SEEDS)
+        return tr
+
+    straight = trainer("straight")
+    straight.fit()
+    assert (tmp_path / "straight" / SFT_FILE).is_file()
+    rows = [r for r in straight.run.metrics.rows() if r["kind"] == "train"]
+    assert rows and all("update/player/aux_sft_loss" in r for r in rows if r["samples"])
+
+    killed = trainer("killed")
+
+    def kill(step, row):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(progress=kill)
+    resumed = trainer("killed")
+    resumed.fit(resume=True)
+    for k, v in weights(straight).items():
+        assert torch.allclose(v, weights(resumed)[k], atol=1e-6), k
+    assert strip_times(straight.run.metrics.rows()) == strip_times(resumed.run.metrics.rows())
+
+
+def test_aux_sft_without_a_warm_start_is_a_config_error():
+    from safeplay.config import ConfigError
+
+    with pytest.raises(ConfigError, match="rl.aux_sft_coef"):
+        make_cfg(**{"rl.aux_sft_coef": 1.0})

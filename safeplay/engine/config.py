@@ -238,4 +238,9 @@ class TrainConfig:
             "reward_table",
             f"{self.reward_table!r} is not allowed; choose one of 'general_sum', 'general_sum_all_one', 'zero_sum'",
         )
+        check(
+            self.rl.aux_sft_coef <= 0 or (self.warm_start.enabled and self.warm_start.defender),
+            "rl.aux_sft_coef",
+            "the auxiliary SFT data is the defender warm start's: set warm_start.enabled=true (and warm_start.defender)",
+        )
         check(len(self.triplay.phase_steps) == 3, "triplay.phase_steps", "three integers: Red, Blue, Eval")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class Trainer:
         self.judge_failures = 0
         self.skipped_steps = 0
         self.elapsed = 0.0
+        self._aux_data: list | None = None
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -126,6 +128,19 @@ class Trainer:
         self.judge_failures = 0
         return result
 
+    def aux_sft_batch(self, step: int, roles: list[str]) -> list:
+        """Auxiliary SFT examples for a policy playing ``roles`` (§1.7): a seeded draw from the warm start's
+        defender data, the same on a resumed run."""
+        rl = self.cfg.rl
+        if rl.aux_sft_coef <= 0 or "defender" not in roles:
+            return []
+        if self._aux_data is None:
+            from safeplay.engine.warm_start import SFT_FILE, load_sft_samples
+
+            self._aux_data = load_sft_samples(self.run.root / SFT_FILE)
+        rng = random.Random(f"{self.cfg.seed}:aux-sft:{step}")
+        return rng.sample(self._aux_data, min(rl.aux_sft_batch, len(self._aux_data)))
+
     def update(self, step: int, result: StepResult) -> dict[str, float]:
         stats: dict[str, float] = {}
         training = set(self.recipe.trains(step))
@@ -134,7 +149,7 @@ class Trainer:
             samples = [s for s in result.samples if s.role in roles]
             if not samples:
                 continue
-            for k, v in updater.step(samples).items():
+            for k, v in updater.step(samples, self.aux_sft_batch(step, roles)).items():
                 stats[f"update/{name}/{k}"] = v
         return stats
 

@@ -15,6 +15,8 @@ signal) and its untrained rewrites are incoherent. So, before RL:
 
 The stage is logged as a ``warm_start`` metrics row; the trainer evaluates right after it and checkpoints
 (step 0), so a killed run resumes after the warm start. A run killed *during* it redoes it (a few minutes).
+The defender's SFT examples are also written to ``<run>/warm_start_sft.jsonl`` (token ids): with
+``rl.aux_sft_coef > 0`` they are the data of the auxiliary SFT loss mixed into every RL update (§1.7's PTX).
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Rando
                     for m in range(0, len(items), micro):
                         chunk = items[m : m + micro]
                         batch = collate(chunk, pad, policies.device)
-                        logp = policies.token_logprobs(role, batch.input_ids, batch.attention_mask).float()
+                        logp = policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
                         loss = sft_loss(logp, batch.response_mask)
                         (loss * len(chunk) / len(batch_samples)).backward()
                         losses.append(float(loss.detach()))
@@ -197,6 +199,30 @@ def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Rando
         stats[f"sft_loss_first/{name}"] = losses[0] if losses else float("nan")
         stats[f"sft_loss_last/{name}"] = sum(losses[-4:]) / max(1, len(losses[-4:]))
     return stats
+
+
+SFT_FILE = "warm_start_sft.jsonl"
+
+
+def save_sft_samples(path: Path, samples: list[RoleSample]) -> None:
+    """Token ids of SFT examples, one JSON object per line, written atomically."""
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w") as f:
+        for s in samples:
+            f.write(json.dumps({"role": s.role, "prompt_ids": s.prompt_ids, "completion_ids": s.completion_ids}) + "\n")
+    tmp.replace(path)
+
+
+def load_sft_samples(path: Path) -> list[RoleSample]:
+    if not path.is_file():
+        raise SafeplayError(f"{path} is missing: rl.aux_sft_coef > 0 needs the warm start's SFT data "
+                            "(enable warm_start, or set rl.aux_sft_coef=0)")
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            out.append(RoleSample(row["role"], row["prompt_ids"], row["completion_ids"], reward=0.0))
+    return out
 
 
 def make_warm_start(cfg: TrainConfig, judge, seeds):
@@ -219,6 +245,7 @@ def make_warm_start(cfg: TrainConfig, judge, seeds):
             samples += a
             stats.update(s)
         stats["data_seconds"] = time.time() - t0
+        save_sft_samples(Path(run_dir.root) / SFT_FILE, [s for s in samples if s.role == "defender"])
         stats.update(sft(policies, samples, cfg, rng))
         stats["seconds"] = time.time() - t0
         log.info("warm start done in %.0f s (%d examples)", stats["seconds"], len(samples))
