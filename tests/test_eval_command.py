@@ -22,9 +22,8 @@ def fakes(monkeypatch, tmp_path):
         loaded.append(spec)
         return object(), object()
 
-    class HFGenerator(FakeGenerator):
-        def __init__(self, model, tokenizer):
-            super().__init__()
+    def make_generator(model, tokenizer, *args, **kwargs):
+        return FakeGenerator()
 
     class Policies:
         def __init__(self, run_dir, step):
@@ -41,13 +40,13 @@ def fakes(monkeypatch, tmp_path):
     modules = {
         "safeplay.models": types.ModuleType("safeplay.models"),
         "safeplay.models.checkpoint_io": types.ModuleType("safeplay.models.checkpoint_io"),
-        "safeplay.generation.hf": types.ModuleType("safeplay.generation.hf"),
+        "safeplay.generation.factory": types.ModuleType("safeplay.generation.factory"),
         "safeplay.judges.registry": types.ModuleType("safeplay.judges.registry"),
     }
     modules["safeplay.models"].load_model = load_model
     modules["safeplay.models"].__path__ = []
     modules["safeplay.models.checkpoint_io"].load_run_policies = load_run_policies
-    modules["safeplay.generation.hf"].HFGenerator = HFGenerator
+    modules["safeplay.generation.factory"].make_generator = make_generator
     modules["safeplay.judges.registry"].build_judge = lambda name, **kw: FakeJudge()
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)

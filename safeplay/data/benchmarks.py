@@ -29,7 +29,7 @@ import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from safeplay.data.checksums import SHA256
 from safeplay.data.sources import Source, locate
@@ -407,13 +407,13 @@ def load_benchmark(name: str, data_dir: Path | str | None = None, limit: int | N
     return subset(spec.loader(lambda rel: locate(rel, spec.urls[rel], data_dir)), limit, seed)
 
 
-def eval_prompt_texts(data_dir: Path | str | None = None) -> list[str]:
-    """Every prompt of every held-out safety evaluation set, plus the raw DAN templates and the harmful
-    behaviours inside composed prompts (HarmBench behaviours without context, JBB artifact goals) — the strings a
-    training-seed loader must not train on."""
+def eval_prompt_texts(data_dir: Path | str | None = None, benchmarks: Sequence[str] | None = None) -> list[str]:
+    """Every prompt of every held-out safety evaluation set (or of ``benchmarks`` only), plus the raw DAN templates
+    and the harmful behaviours inside composed prompts (HarmBench behaviours without context, JBB artifact goals) —
+    the strings a training-seed loader must not train on."""
     texts: dict[str, None] = {}
     for name, spec in BENCHMARKS.items():
-        if not spec.safety:
+        if not spec.safety or (benchmarks is not None and name not in benchmarks):
             continue
         resolve = lambda rel, spec=spec: locate(rel, spec.urls[rel], data_dir)  # noqa: E731
         for item in spec.loader(resolve):

@@ -9,9 +9,10 @@ signal) and its untrained rewrites are incoherent. So, before RL:
   written for this project (or the user's ``refusal_file``). Benign seeds → the model's own greedy answer,
   kept only if the judge calls it helpful and harmless. With CoT on, targets carry a short thinking part in
   the strict format so that the format check can pass from step 1.
-- **Attacker.** Plain request → jailbreak pairs: JailbreakBench PAIR artifacts (successful prompts; their
-  behaviours are near-duplicate-filtered against the evaluation sets) plus seeds wrapped by the project's
-  templates, for harmful and benign seeds.
+- **Attacker.** Plain request → jailbreak pairs: JailbreakBench PAIR artifacts (successful prompts; pairs whose
+  goal or prompt near-duplicates a prompt of the run's ``eval.benchmarks`` are dropped — a run trained so should
+  not later be scored on JailbreakBench itself) plus seeds wrapped by the project's templates, for harmful and
+  benign seeds.
 
 The stage is logged as a ``warm_start`` metrics row; the trainer evaluates right after it and checkpoints
 (step 0), so a killed run resumes after the warm start. A run killed *during* it redoes it (a few minutes).
@@ -240,15 +241,17 @@ def make_warm_start(cfg: TrainConfig, judge, seeds):
             from safeplay.paths import data_dir
 
             root = data_dir()
-            exclude = eval_prompt_texts(root) if root is not None else []
+            # PAIR pairs are JailbreakBench behaviours: they may be used when JailbreakBench is not this run's
+            # evaluation; pairs near-duplicating the run's own evaluation prompts are dropped either way.
+            exclude = eval_prompt_texts(root, cfg.eval.benchmarks) if root is not None else []
             a, s = attacker_data(cfg, policies, seeds, rng, exclude)
             samples += a
             stats.update(s)
-        stats["data_seconds"] = time.time() - t0
+        stats["time/data_seconds"] = time.time() - t0
         save_sft_samples(Path(run_dir.root) / SFT_FILE, [s for s in samples if s.role == "defender"])
         stats.update(sft(policies, samples, cfg, rng))
-        stats["seconds"] = time.time() - t0
-        log.info("warm start done in %.0f s (%d examples)", stats["seconds"], len(samples))
+        stats["time/seconds"] = time.time() - t0
+        log.info("warm start done in %.0f s (%d examples)", stats["time/seconds"], len(samples))
         return stats
 
     return run
