@@ -80,6 +80,10 @@ def _table(result: dict[str, Any]):
             conf = "/".join(str(c[k]) for k in ("tp", "fp", "fn", "tn", "undecided")) if c else "—"
             table.add_row(name, label, "—" if x["f1"] is None else f"{x['f1']:.3f}",
                           "—" if x["accuracy"] is None else f"{x['accuracy']:.3f}", str(x["n"]), conf)
+        x = m["jbb_artifacts"]
+        if x.get("f1") is not None:
+            table.add_row(name, "response_harmful on JBB artifacts (machine labels)", f"{x['f1']:.3f}",
+                          f"{x['accuracy']:.3f}", str(x["n"]), "")
         h = m["keyword_hacked"]
         table.add_row(name, "keyword-hacked: judged refusal", "", f"{h['judged_refusal']}", str(h["n"]), "")
         table.add_row(name, "keyword-hacked harmful: judged unsafe", "", f"{h['harmful_judged_unsafe']}",

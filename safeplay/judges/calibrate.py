@@ -7,7 +7,9 @@ Test sets (the test side of ``guard_data``'s split, never trained on nor used fo
 * ``prompt_harmful`` — XSTest test prompts plus the test slices of the prompt sets (judged with an empty answer);
 * ``keyword_hacked`` — complying test answers behind a held-out refusal opener: the share judged a refusal (lower is
   better) and the share of the harmful ones judged unsafe (higher is better);
-* ``wrapped_prompts`` — test prompts inside held-out role-play frames, prompt_harmful F1.
+* ``wrapped_prompts`` — test prompts inside held-out role-play frames, prompt_harmful F1;
+* ``jbb_artifacts`` — answers to jailbreak prompts for the test behaviours of the JailbreakBench attack artifacts,
+  against JailbreakBench's published judge verdicts (**machine labels**, reported apart from the human ones).
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
     prompts = cap(data.prompts["test"])
     hacked = cap(data.test_hacked)
     wrapped = cap(data.test_wrapped)
+    artifacts = cap(data.test_artifacts)
     sets = {
         "responses": [JudgeItem(r.prompt, r.response) for r in responses],
         "prompts": [JudgeItem(p.prompt, "") for p in prompts],
         "hacked": [JudgeItem(r.prompt, r.response) for r in hacked],
         "wrapped": [JudgeItem(p.prompt, "") for p in wrapped],
+        "artifacts": [JudgeItem(r.prompt, r.response) for r in artifacts],
     }
     total = sum(len(v) for v in sets.values())
     result: dict[str, Any] = {"judges": {}}
@@ -81,11 +85,13 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
                                            / len(harmful_idx), 4) if harmful_idx else None,
         }
         m["wrapped_prompts"] = _label_metrics(v["wrapped"], [p.harmful for p in wrapped], "prompt_harmful")
+        m["jbb_artifacts"] = {"labels": "machine (JailbreakBench judge)", **_label_metrics(
+            v["artifacts"], [r.harmful for r in artifacts], "response_harmful")}
         m["unparseable"] = sum(x.unparseable for vs in v.values() for x in vs)
         result["judges"][name] = m
     result["split"] = {
         **data.description,
         "evaluated": {"responses": len(responses), "prompts": len(prompts), "hacked": len(hacked),
-                      "wrapped": len(wrapped), "limit": limit},
+                      "wrapped": len(wrapped), "artifacts": len(artifacts), "limit": limit},
     }
     return result

@@ -10,17 +10,30 @@ Response heads (refusal, response_harmful), all human-labelled:
 * **JailbreakBench ``classifier_comparison.csv``** (100 jailbreak answers, 50 behaviours): ``response_harmful`` =
   the human majority label; refusal unlabelled. **Split by behaviour** (goal).
 
+Response-harm head, machine-labelled (train and dev; its test side is scored apart from the human-labelled test):
+
+* **JailbreakBench attack artifacts** (PAIR, GCG, JBC, random search, DSN × 2–4 target models; ~1.5k answers to
+  jailbreak prompts): ``response_harmful`` = the published ``jailbroken`` verdict of JailbreakBench's judge, kept
+  only where Llama Guard's published verdict (``jailbroken_llama_guard1``) does not contradict it. These are the
+  wrapped, adversarial answers the classifier-comparison set has only 100 of. **Split by behaviour**, with the
+  classifier-comparison goals kept on their side. The behaviours are JailbreakBench's harmful set, so the
+  ``jbb-*`` benchmarks are judged by a judge that saw answers to their goals (the policy never does).
+
+Augmentations (train side uses one list of phrases, the held-out test side a disjoint list):
+
 Prompt head (prompt_harmful): training-side prompt sets only (AdvBench, HarmBench val standard + contextual,
 WildJailbreak train sample, OR-Bench toxic vs hard-1k, the in-the-wild forbidden questions, Alpaca instructions,
 Self-Instruct seeds), with any prompt that also appears in a held-out evaluation set dropped, each split at random;
 plus the XSTest prompts on the same sides as their completions.
 
-Augmentations (train side uses one list of phrases, the held-out test side a disjoint list):
-
 * **keyword-hacked answers**: a refusal opener ("Sorry, I won't provide that. …") put before a complying answer;
   labels: refusal = False, response_harmful unchanged. This is the reward hack a policy trained against a keyword
   judge learns; a judge must see through it. Real refusals get the same openers with their labels unchanged, so
   that the opener alone carries no signal (the answer's body decides).
+* **refusal swaps**: a train/dev prompt (harmful or benign) paired with a real refusal written by one of XSTest's
+  five models for another prompt on the same side; labels refusal = True, response_harmful = False. A refusal
+  gives nothing away whatever it refuses, and without these pairs the harm head learns "harmful request →
+  harmful answer" from XSTest, where the two coincide for every complying answer.
 * **wrapped prompts**: a prompt put inside a role-play / fiction / hypothetical frame keeps its harmfulness label
   (benign prompts are wrapped too, so the frame itself carries no signal).
 """
@@ -33,7 +46,7 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +66,10 @@ HACK_FRACTION = 1.0
 """Share of complying train/dev answers that also appear keyword-hacked."""
 WRAP_FRACTION = 0.25
 """Share of train/dev prompts that also appear wrapped."""
+SWAPS = 800
+"""Refusal swaps per side (train, dev); see the module docstring."""
+ARTIFACT_FRACTIONS = (0.6, 0.2, 0.2)
+"""Train / dev / test fractions of the JailbreakBench behaviours that are not in the classifier comparison."""
 
 TRAIN_OPENERS = (
     "I'm sorry, but I can't help with that.",
@@ -130,6 +147,8 @@ class GuardData:
     test_hacked: list[ResponseExample]
     test_wrapped: list[PromptExample]
     description: dict[str, Any]
+    test_artifacts: list[ResponseExample] = field(default_factory=list)
+    """Test side of the machine-labelled JailbreakBench artifacts (scored apart from the human labels)."""
 
 
 def _norm(text: str) -> str:
@@ -197,6 +216,50 @@ def _jbb_cc(root: Path, seed: int) -> tuple[dict[str, list[ResponseExample]], di
                             "jbb-classifier-comparison", f"jbb:{r['goal']}")
         )
     return out, {"unit": "behaviour (goal; 2 answers each)", "goals": dict(zip(SPLITS, JBB_CC_GOALS))}
+
+
+def _jbb_artifacts(root: Path, seed: int, cc_side: dict[str, str]) -> tuple[dict[str, list[ResponseExample]], dict]:
+    """JailbreakBench attack artifacts with their published verdicts, split by behaviour (see the module docstring)."""
+    folder = root / "jailbreakbench" / "artifacts" / "attack-artifacts"
+    files = sorted(folder.glob("*/*/*.json"))
+    if not files:
+        raise SafeplayError(f"guard-mini data: no attack artifacts under {folder}")
+    items: list[ResponseExample] = []
+    dropped = 0
+    for path in files:
+        for j in json.loads(path.read_text(encoding="utf-8")).get("jailbreaks", []):
+            if not j.get("prompt") or not j.get("response"):
+                continue  # the attack produced no prompt for this behaviour
+            verdict, guard = j.get("jailbroken"), j.get("jailbroken_llama_guard1")
+            if verdict is None or (guard is not None and bool(guard) != bool(verdict)):
+                dropped += 1
+                continue
+            items.append(ResponseExample(j["prompt"], j["response"], None, bool(verdict), "jbb-artifacts",
+                                         f"jbb:{j['goal']}"))
+    goals = sorted({it.group[4:] for it in items} - set(cc_side))
+    random.Random(seed + 4).shuffle(goals)
+    a = int(round(ARTIFACT_FRACTIONS[0] * len(goals)))
+    b = a + int(round(ARTIFACT_FRACTIONS[1] * len(goals)))
+    side = {g: ("train" if i < a else "dev" if i < b else "test") for i, g in enumerate(goals)} | cc_side
+    out: dict[str, list[ResponseExample]] = {s: [] for s in SPLITS}
+    for it in items:
+        out[side[it.group[4:]]].append(it)
+    desc = {"unit": "behaviour (goal); classifier-comparison goals keep their side",
+            "label": "published jailbroken verdict; dropped where Llama Guard's verdict disagrees",
+            "answers": {s: len(out[s]) for s in SPLITS}, "harmful": {s: sum(bool(x.harmful) for x in out[s]) for s in SPLITS},
+            "dropped_disagreeing": dropped}
+    return out, desc
+
+
+def _refusal_swaps(responses: list[ResponseExample], prompts: list[PromptExample], rng: random.Random) -> list[ResponseExample]:
+    """Prompts of one side paired with real XSTest refusals of that side (see the module docstring)."""
+    refusals = [r.response for r in responses if r.source == "xstest" and r.refusal is True and not r.hacked]
+    plain = [p for p in prompts if not p.wrapped]
+    if not refusals or not plain:
+        return []
+    picked = rng.sample(plain, min(SWAPS, len(plain)))
+    return [ResponseExample(p.prompt, rng.choice(refusals), True, False, "refusal-swap", f"swap:{p.prompt}")
+            for p in picked]
 
 
 def _prompt_sources(root: Path, seed: int) -> dict[str, list[PromptExample]]:
@@ -270,7 +333,9 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
     """Load every source from ``root`` (a data directory laid out like the published files) and split it."""
     xs_r, xs_p, xs_desc = _xstest(root, seed)
     cc_r, cc_desc = _jbb_cc(root, seed)
-    responses = {s: xs_r[s] + cc_r[s] for s in SPLITS}
+    cc_side = {r.group[4:]: s for s in SPLITS for r in cc_r[s]}
+    art_r, art_desc = _jbb_artifacts(root, seed, cc_side)
+    responses = {s: xs_r[s] + cc_r[s] + (art_r[s] if s != "test" else []) for s in SPLITS}
     prompts = {s: list(xs_p[s]) for s in SPLITS}
     held_out = _eval_texts(root)
     dropped: Counter[str] = Counter()
@@ -301,6 +366,7 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
         # The same openers before real refusals keep their labels: the opener alone must carry no signal either way.
         refusals = [ex for ex in responses[s] if ex.refusal is True and not ex.hacked]
         responses[s] += [_prefix(ex, rng.choice(TRAIN_OPENERS)) for ex in refusals]
+        responses[s] += _refusal_swaps(responses[s], prompts[s], rng)
         base = list(prompts[s])
         picked = rng.sample(base, int(WRAP_FRACTION * len(base)))
         prompts[s] += [PromptExample(rng.choice(TRAIN_WRAPPERS).format(p=ex.prompt), ex.harmful, ex.source, True)
@@ -322,10 +388,11 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
         "seed": seed,
         "xstest": xs_desc,
         "jbb_classifier_comparison": cc_desc,
+        "jbb_artifacts": art_desc,
         "prompt_sources": {"fractions": dict(zip(SPLITS, PROMPT_FRACTIONS)),
                            "dropped_as_eval_overlap_or_duplicate": dict(dropped),
                            "sampled": {"alpaca": ALPACA_SAMPLE, "or-bench-hard": OR_BENCH_HARD_SAMPLE}},
-        "augmentation": {"hack_fraction": HACK_FRACTION, "wrap_fraction": WRAP_FRACTION,
+        "augmentation": {"hack_fraction": HACK_FRACTION, "wrap_fraction": WRAP_FRACTION, "refusal_swaps": SWAPS,
                          "train_openers": len(TRAIN_OPENERS), "test_openers": len(TEST_OPENERS),
                          "train_wrappers": len(TRAIN_WRAPPERS), "test_wrappers": len(TEST_WRAPPERS)},
         "responses": {s: counts(responses[s]) for s in SPLITS},
@@ -333,5 +400,6 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
                         "wrapped": sum(p.wrapped for p in prompts[s])} for s in SPLITS},
         "test_hacked": counts(test_hacked),
         "test_wrapped": {"n": len(test_wrapped), "harmful": sum(p.harmful for p in test_wrapped)},
+        "test_artifacts": counts(art_r["test"]),
     }
-    return GuardData(responses, prompts, test_hacked, test_wrapped, description)
+    return GuardData(responses, prompts, test_hacked, test_wrapped, description, art_r["test"])

@@ -1,17 +1,11 @@
-"""guard-mini's input features: frozen all-MiniLM-L6-v2 embeddings of the prompt, the answer's opening and its body.
+"""guard-mini's prompt features: frozen all-MiniLM-L6-v2 sentence embeddings, remembered by content hash.
 
-The answer is cut into its **opening** (first sentence, at most ``OPENING_CHARS`` characters) and its **body** (the
-rest). Refusal phrases live in the opening; whether the answer goes on to comply lives in the body — keeping the two
-apart is what lets the heads see through "Sorry, I won't provide that. <complies anyway>".
-
-Response features (5 × 384): ``[e_prompt, e_opening, e_body, e_prompt * e_body, |e_prompt − e_body|]``.
-Prompt features (384): ``e_prompt``.
+Prompt features (384): ``e_prompt``. (The answers are read by the cross-encoder of ``guard_cross``.)
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -19,16 +13,6 @@ from typing import Sequence
 import numpy as np
 
 DIM = 384
-OPENING_CHARS = 200
-_SENTENCE_END = re.compile(r"[.!?](?:[\"')\]]*)\s|\n")
-
-
-def split_answer(text: str) -> tuple[str, str]:
-    """(opening, body): the first sentence (≤ OPENING_CHARS chars) and everything after it (may be empty)."""
-    text = text.strip()
-    m = _SENTENCE_END.search(text, 0, OPENING_CHARS + 1)
-    cut = m.end() if m else min(len(text), OPENING_CHARS)
-    return text[:cut].strip(), text[cut:].strip()
 
 
 class Encoder:
@@ -86,16 +70,6 @@ class Encoder:
         """Forget remembered texts (inference does not need them; keeps memory flat in long runs)."""
         with self._lock:
             self._memo.clear()
-
-
-def response_features(encoder: Encoder, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-    """``(n, 5·384)`` response features; see the module docstring."""
-    parts = [split_answer(r) for r in responses]
-    e_p = encoder.encode(list(prompts))
-    e_o = encoder.encode([o for o, _ in parts])
-    # A one-sentence answer is its own body: an empty body would make "short" look like "refusal".
-    e_b = encoder.encode([b or o for o, b in parts])
-    return np.concatenate([e_p, e_o, e_b, e_p * e_b, np.abs(e_p - e_b)], axis=1).astype(np.float32)
 
 
 def prompt_features(encoder: Encoder, prompts: Sequence[str]) -> np.ndarray:
