@@ -31,6 +31,8 @@ class RolloutConfig:
     """GPUs reserved by each judge actor (a local LLM judge on GPU; 0 for guard-mini or an HTTP judge)."""
     max_restarts: int = 3
     """Times Ray restarts a dead actor; the shard it was running is re-run once on the restarted actor."""
+    restart_timeout_s: float = 900.0
+    """How long the driver waits for a dead actor to come back (it rebuilds its model: minutes for a 7-8B one)."""
     generator: Literal["policy", "vllm"] = "policy"
     """Rollout generation backend: the policies' own generator (``policy.generator``), or a vLLM engine with the
     trained weights synced after each update (GPU only, ``safeplay[vllm]``)."""
@@ -46,4 +48,5 @@ class RolloutConfig:
         check(self.judge_workers >= 1, "judge_workers", "must be >= 1")
         check(self.judge_gpus >= 0, "judge_gpus", "must be >= 0")
         check(self.max_restarts >= 0, "max_restarts", "must be >= 0")
+        check(self.restart_timeout_s > 0, "restart_timeout_s", "must be > 0")
         check(self.generator in ("policy", "vllm"), "generator", f"{self.generator!r} is not allowed; choose policy or vllm")

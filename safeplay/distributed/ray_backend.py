@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from safeplay.distributed.actors import JudgeWorker, RolloutWorker
@@ -60,6 +61,7 @@ class RayExecutor:
         self.ray = ray = import_ray()
         self.owns_ray = connect(address)
         self.max_restarts = rollout.max_restarts
+        self.restart_timeout = rollout.restart_timeout_s
         cpus = ray.cluster_resources().get("CPU", 0)
         if rollout.workers > cpus:
             raise SafeplayError(f"rollout.workers={rollout.workers} needs one CPU each, the Ray cluster has {cpus:g}")
@@ -88,23 +90,45 @@ class RayExecutor:
     def _run(self, actors: list, method: str, calls: list[tuple]) -> list:
         """Call ``method`` with ``calls[i]`` on ``actors[i % n]``; re-send a call whose actor died."""
         ray = self.ray
-        pending: dict[Any, tuple[int, int]] = {}
+        pending: dict[Any, tuple[int, int]] = {}  # ref -> (call index, times re-sent)
         for i, args in enumerate(calls):
             pending[getattr(actors[i % len(actors)], method).remote(*args)] = (i, 0)
         results: list = [None] * len(calls)
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            i, deaths = pending.pop(ref)
+            i, resent = pending.pop(ref)
             try:
-                results[i] = ray.get(ref)
+                results[i] = ray.get(ref)  # the only place a result is taken: once per call index
             except ray.exceptions.RayActorError as e:
-                if deaths >= self.max_restarts:
-                    raise SafeplayError(f"a {method} actor died {deaths + 1} times on one shard; last: {e}") from None
+                # The call's result is gone with its process (whether or not it had started), so it is run again.
+                if resent >= self.max_restarts:
+                    raise SafeplayError(f"a {method} actor died {resent + 1} times on one shard; last: {e}") from None
+                actor = actors[i % len(actors)]
+                self._wait_restarted(actor, method)
                 self.counts["retried"] += 1
                 log.warning("%s actor died on shard %d (%s); re-running the shard on the restarted actor",
                             method, i, type(e).__name__)
-                pending[getattr(actors[i % len(actors)], method).remote(*calls[i])] = (i, deaths + 1)
+                pending[getattr(actor, method).remote(*calls[i])] = (i, resent + 1)
         return results
+
+    def _wait_restarted(self, actor: Any, method: str) -> None:
+        """Block until Ray has restarted ``actor`` (rebuilt its model); calls sent before then fail at once."""
+        ray = self.ray
+        deadline = time.monotonic() + self.restart_timeout
+        while True:
+            try:
+                ray.get(actor.ready.remote(), timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)  # still restarting
+            except ray.exceptions.GetTimeoutError:
+                break
+            except ray.exceptions.ActorDiedError as e:
+                raise SafeplayError(f"a {method} actor died for good (rollout.max_restarts used up): {e}") from None
+        raise SafeplayError(f"a {method} actor did not come back within {self.restart_timeout:g}s "
+                            "(rollout.restart_timeout_s)")
 
     def generate(
         self, role: str, shards: list[list[ChatPrompt]], sampling: SamplingParams, seeds: list[int | None]
