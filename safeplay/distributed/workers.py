@@ -30,9 +30,10 @@ def policy_map(cfg: Any) -> dict[str, str]:
 
 def build_vllm_roles(cfg: Any) -> Any:
     """A ``VLLMRoles`` over the run's base model (the engine loads the model itself from its folder or hub id)."""
-    from safeplay.generation.vllm import VLLMEngine, VLLMRoles
+    from safeplay.generation.vllm import VLLMEngine, VLLMRoles, import_vllm
     from safeplay.models.loading import BUNDLED, ensure_bundled_model, load_tokenizer
 
+    import_vllm()  # a missing vLLM is reported before any model is touched
     source = str(ensure_bundled_model()) if cfg.model.spec == BUNDLED else cfg.model.spec
     lora_rank = cfg.policy.lora_r if cfg.policy.mode == "lora" else None
     engine = VLLMEngine(source, load_tokenizer(cfg.model.spec), cfg.rollout.vllm, lora_rank=lora_rank)

@@ -21,6 +21,8 @@ How it maps onto vLLM:
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +111,9 @@ class VLLMEngine:
         self.api = api or import_vllm()
         self.tokenizer = tokenizer
         if llm is None:
+            if lora_rank is None:
+                # full-weight sync reaches into the engine's model, which must then live in this process
+                os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
             kwargs: dict[str, Any] = dict(
                 model=model, tokenizer=model, dtype=cfg.dtype, gpu_memory_utilization=cfg.gpu_memory_utilization,
                 tensor_parallel_size=cfg.tensor_parallel_size, max_model_len=cfg.max_model_len,
@@ -135,11 +140,22 @@ class VLLMEngine:
         return [to_completion(p, o.outputs[0]) for p, o in zip(ids, outputs)]
 
     def load_weights(self, state_dict: dict[str, Any]) -> None:
-        """Full-parameter sync: the learner's HF-named weights into the engine's model."""
-        executor = self.llm.llm_engine.model_executor
-        worker = executor.driver_worker
-        runner = getattr(worker, "model_runner", None) or worker.worker.model_runner
-        runner.model.load_weights(weights=list(state_dict.items()))
+        """Full-parameter sync: the learner's HF-named weights into the engine's model (vLLM maps the names)."""
+        self._model().load_weights(weights=list(state_dict.items()))
+
+    def _model(self) -> Any:
+        """The engine's model module. Only reachable when vLLM runs the model in this process (hence
+        ``VLLM_ENABLE_V1_MULTIPROCESSING=0``, set before the engine starts in full mode); the attribute path has
+        moved between vLLM releases, so both known ones are tried."""
+        worker = getattr(getattr(self.llm.llm_engine, "model_executor", None), "driver_worker", None)
+        for path in (("model_runner", "model"), ("worker", "model_runner", "model")):
+            obj = worker
+            for attr in path:
+                obj = getattr(obj, attr, None)
+            if obj is not None and hasattr(obj, "load_weights"):
+                return obj
+        raise SafeplayError("cannot reach the vLLM engine's model to load full weights into (this vLLM release "
+                            "keeps it elsewhere); use policy.mode=lora, whose adapters sync through vLLM's public API")
 
 
 class VLLMGenerator:
@@ -218,4 +234,7 @@ class VLLMRoles:
         }))
         names = sorted(set(self.policy_of.values()))
         lora_id = snap.version * len(names) + names.index(name) + 1  # unique per (version, policy), never 0
+        old = self._adapters.get(name)
+        if old is not None:  # no request uses the previous version any more
+            shutil.rmtree(old.lora_path, ignore_errors=True)
         return self.engine.api.LoRARequest(f"{name}-v{snap.version}", lora_id, str(folder))
