@@ -323,7 +323,11 @@ def enable_gradient_checkpointing(model: "PreTrainedModel") -> None:
     """
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise SafeplayError(f"{type(model).__name__} does not support gradient checkpointing")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # the name in newer transformers releases
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     model.config.use_cache = False  # a KV cache is useless in training and conflicts with recomputation
 
 
