@@ -10,6 +10,7 @@ import pytest
 import torch
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
 
 from fakes import TinyWorkerSpec  # noqa: E402
 from safeplay.distributed.ray_backend import RayExecutor  # noqa: E402
