@@ -76,7 +76,7 @@ class RayExecutor:
         self.version = 0
         self.box: list | None = None
         self.counts = {"shards": 0, "judge_chunks": 0, "retried": 0}
-        log.info("ray: %d rollout actors (%d threads each), %d judge actors", len(self.workers),
+        log.info("ray: %d rollout actors (%d torch threads each), %d judge actors", len(self.workers),
                  rollout.worker_threads, len(self.judges))
 
     # -- weights ------------------------------------------------------------------------------------------
