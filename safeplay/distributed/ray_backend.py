@@ -64,6 +64,8 @@ class RayExecutor:
         self.restart_timeout = rollout.restart_timeout_s
         cpus = ray.cluster_resources().get("CPU", 0)
         if rollout.workers > cpus:
+            if self.owns_ray:
+                ray.shutdown()
             raise SafeplayError(f"rollout.workers={rollout.workers} needs one CPU each, the Ray cluster has {cpus:g}")
         opts = dict(max_restarts=rollout.max_restarts, max_task_retries=0)
         worker_cls = ray.remote(num_cpus=1, num_gpus=rollout.worker_gpus, **opts)(RolloutWorker)
@@ -71,8 +73,13 @@ class RayExecutor:
         judge_cls = ray.remote(num_cpus=0, num_gpus=rollout.judge_gpus, **opts)(JudgeWorker)
         self.workers = [worker_cls.remote(spec, rollout.worker_threads) for _ in range(rollout.workers)]
         self.judges = [judge_cls.remote(spec, 1) for _ in range(rollout.judge_workers)]
-        self.worker_pids = ray.get([w.ready.remote() for w in self.workers])
-        self.judge_pids = ray.get([j.ready.remote() for j in self.judges])
+        try:
+            self.worker_pids = ray.get([w.ready.remote() for w in self.workers])
+            self.judge_pids = ray.get([j.ready.remote() for j in self.judges])
+        except ray.exceptions.RayActorError as e:  # the model or judge failed to build inside an actor
+            self.close()
+            cause = str(getattr(e, "cause", None) or e).strip().splitlines()
+            raise SafeplayError(f"a Ray actor failed to start: {cause[-1] if cause else e}") from None
         self.version = 0
         self.box: list | None = None
         self.counts = {"shards": 0, "judge_chunks": 0, "retried": 0}
@@ -147,7 +154,7 @@ class RayExecutor:
         return {f"rollout/{k}": float(v) for k, v in self.counts.items()}
 
     def close(self) -> None:
-        for actor in self.workers + self.judges:
+        for actor in getattr(self, "workers", []) + getattr(self, "judges", []):
             self.ray.kill(actor, no_restart=True)
         self.workers, self.judges = [], []
         if self.owns_ray:
