@@ -81,6 +81,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "safeplay-judge"
+    timeout = 120  # socket timeout: a client that announces more body than it sends does not hold a thread forever
 
     def log_message(self, format: str, *args: Any) -> None:  # per-request lines go to debug, not stderr
         log.debug("judge server: " + format, *args)
