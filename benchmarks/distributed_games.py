@@ -8,7 +8,9 @@ of both runs are compared too: they must be identical.
 
 By default the model is a tiny random Llama (fast, shows the overheads); ``--model bundled`` uses SmolLM2-135M
 (the realistic case). Thread counts: the single-process run uses ``--threads``; each Ray actor uses
-``--worker-threads`` and the learner ``--threads``.
+``--worker-threads`` and the learner ``--threads``. On a machine whose cores are shared with other jobs, one
+multi-threaded torch process loses far more to preemption than single-threaded processes do, which favours the
+Ray side; rerun with ``--threads 1`` to see how much of the ratio that is.
 
 The last line is ``SUMMARY single_games_per_min=… ray_games_per_min=… ratio=… same_games=…``.
 

@@ -5,8 +5,9 @@ object store; each shard is sent to a rollout actor (round-robin) together with 
 the snapshot, and an actor whose loaded version is older pulls it first. Results are gathered by shard index.
 
 Fault tolerance: actors are created with ``max_restarts`` and no automatic task retries. When an actor dies while
-it runs a shard (killed, out of memory, node lost), Ray restarts it and the driver re-sends that shard — once per
-death, up to ``max_restarts`` times — to the restarted actor, which pulls the current snapshot before generating.
+it runs a shard (killed, out of memory, node lost), Ray restarts it; the driver waits until the restarted actor
+answers (calls sent while it restarts fail at once) and re-sends that shard — once per death, up to
+``max_restarts`` times — to it; the new process pulls the current snapshot before generating.
 A result is accepted once per shard index, so a step's games are neither lost nor counted twice. An exception
 raised *inside* a shard (a judge timing out, a bug) is not retried here: it reaches the trainer, which counts
 the step as skipped, as in a single-process run.
