@@ -100,7 +100,7 @@ def print_table(results: dict[str, dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="cpu-demo", help="cpu-smoke, cpu-demo or gpu-8b (default cpu-demo)")
+    p.add_argument("--preset", default="cpu-demo", help="cpu-smoke, cpu-demo, gpu-8b or gpu-8b-llama (default cpu-demo)")
     p.add_argument("--steps", type=int, default=None, help="RL steps per arm (default: the preset's)")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time cap of each arm's RL")
     p.add_argument("--seed", type=int, default=8888, help="seed of both arms")

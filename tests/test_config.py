@@ -9,9 +9,17 @@ from safeplay.engine.setup import resolve_config
 
 def test_recipes_and_presets_resolve():
     for recipe in ("self-redteam", "ssp", "triplay"):
-        for preset in (None, "cpu-smoke", "cpu-demo", "gpu-8b"):
+        for preset in (None, "cpu-smoke", "cpu-demo", "gpu-8b", "gpu-8b-llama"):
             cfg = resolve_config(recipe, preset)
             assert cfg.recipe == recipe
+
+
+@pytest.mark.parametrize("preset, model", [("gpu-8b", "Qwen/Qwen2.5-7B-Instruct"),
+                                           ("gpu-8b-llama", "meta-llama/Llama-3.1-8B-Instruct")])
+def test_gpu_presets(preset, model):
+    cfg = resolve_config("self-redteam", preset)
+    assert cfg.model.spec == model and cfg.model.device == "cuda" and cfg.model.gradient_checkpointing
+    assert cfg.rollout.generator == "vllm" and cfg.judge.name == "wildguard" and "endpoint" in cfg.judge.options
 
 
 def test_override_changes_nested_value_with_type():

@@ -45,11 +45,11 @@ def make_cfg(recipe="self-redteam", **over):
     return cfg
 
 
-def make_trainer(tmp_path, cfg, judge=None, name="run"):
+def make_trainer(tmp_path, cfg, judge=None, name="run", executor=None):
     model, tok = tiny_model(seed=0)
     torch.manual_seed(cfg.seed)  # LoRA initialisation draws from the global RNG (as in build_components)
     policies = RolePolicies(model, tok, ["attacker", "defender", "evaluator"] if cfg.recipe == "triplay" else ["attacker", "defender"], cfg.policy)
-    comps = Components(policies=policies, judge=judge or FakeJudge(), seeds=SEEDS, tactics=[])
+    comps = Components(policies=policies, judge=judge or FakeJudge(), seeds=SEEDS, tactics=[], executor=executor)
     return Trainer(cfg, RunDir(tmp_path / name), comps)
 
 

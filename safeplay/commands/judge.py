@@ -1,4 +1,4 @@
-"""``safeplay judge``: train guard-mini's heads, and calibrate any judge against held-out human labels."""
+"""``safeplay judge``: train guard-mini's heads, calibrate any judge against held-out human labels, serve a judge."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("judge", help="train guard-mini; calibrate judges against human labels",
-                              description="Judges: train the default guard-mini heads, or score a judge (and the "
-                              "keyword baseline) against held-out human labels.")
+    p = subparsers.add_parser("judge", help="train guard-mini; calibrate judges against human labels; serve a judge",
+                              description="Judges: train the default guard-mini heads, score a judge (and the "
+                              "keyword baseline) against held-out human labels, or serve a judge over HTTP.")
     sub = p.add_subparsers(dest="judge_command", metavar="ACTION")
 
     t = sub.add_parser("train", help="reproduce guard-mini's heads from the human-labelled data in SAFEPLAY_DATA_DIR")
@@ -28,6 +28,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--limit", type=int, default=None, help="at most N items per test set (quick look)")
     c.add_argument("--seed", type=int, default=None, help="split seed (default: the shipped guard-mini's)")
     c.set_defaults(func=run_calibrate)
+
+    s = sub.add_parser("serve", help="serve a judge over HTTP (/classify and OpenAI-compatible routes)",
+                       description="Serve any judge over HTTP so many trainers share it: POST /classify, "
+                       "POST /v1/completions and /v1/chat/completions (model = a judge format, e.g. wildguard), "
+                       "GET /health, GET /v1/models. Binds 127.0.0.1 unless --host says otherwise.")
+    s.add_argument("--judge", default="guard-mini", help="judge name (default guard-mini; see safeplay.judges.registry)")
+    s.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="judge option (value read as YAML), e.g. -o model=path/to/wildguard")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; no TLS, so "
+                   "expose it only on a trusted network)")
+    s.add_argument("--port", type=int, default=8100, help="TCP port (default 8100; 0 = any free port)")
+    s.add_argument("--max-batch", type=int, default=64, help="most items per judge call (default 64)")
+    s.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a request waits for others to share its batch (default 5)")
+    s.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="require the key in this environment variable as 'Authorization: Bearer' (default: none)")
+    s.set_defaults(func=run_serve)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -129,4 +146,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
         console.print(f"wrote {args.out}")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from safeplay.judges.openai_compat import SERVED_FORMATS
+    from safeplay.judges.registry import build_judge
+    from safeplay.judges.server import JudgeServer, ServeConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                      api_key_env=args.api_key_env)
+    judge = build_judge(args.judge, **_parse_options(args.option))
+    server = JudgeServer(judge, cfg)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("safeplay").warning("serving on %s: anyone who can reach it can use the judge", args.host)
+    print(f"serving judge {args.judge} on {server.url}  (POST /classify, /v1/completions, /v1/chat/completions "
+          f"with model = {' | '.join(SERVED_FORMATS)}; GET /health, /v1/models)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
     return 0

@@ -10,13 +10,18 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train with a self-play recipe", description=__doc__)
     p.add_argument("--recipe", default="self-redteam", help="self-redteam (default), ssp or triplay")
-    p.add_argument("--preset", default=None, help="cpu-smoke, cpu-demo or gpu-8b")
+    p.add_argument("--preset", default=None, help="cpu-smoke, cpu-demo, gpu-8b or gpu-8b-llama")
     p.add_argument("--config", default=None, help="a YAML file layered over the recipe and preset")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set rl.kl_beta=0.05")
     p.add_argument("--out", default=None, help="run folder (default: runs/<name>)")
     p.add_argument("--name", default=None, help="run name (default: recipe-preset-timestamp)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--distributed", choices=["local", "ray"], default="local",
+                   help="where rollouts and judge calls run: local (this process, default) or ray (rollout and "
+                   "judge actors; rollout.workers, rollout.shard_size, … configure them)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join the Ray cluster at ADDR (e.g. ray://head:10001 or auto); default: start a local one")
     p.add_argument("--help-config", action="store_true", help="list every config key with its type, default and meaning")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -64,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if (out / "checkpoints" / "latest").exists():
             raise SafeplayError(f"{out} already holds a run; use --resume to continue it or another --out")
         run_dir = RunDir(out)
-    run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet)
+    if args.ray_address and args.distributed != "ray":
+        raise SafeplayError("--ray-address needs --distributed ray")
+    run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet, distributed=args.distributed,
+                      ray_address=args.ray_address)
     print(f"run folder: {run_dir.root}")
     return 0

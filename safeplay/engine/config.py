@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from safeplay.config import check
+from safeplay.distributed.config import RolloutConfig
 from safeplay.generation.base import SamplingParams
 from safeplay.models.loading import ModelConfig
 from safeplay.models.roles import PolicyConfig
@@ -224,6 +225,8 @@ class TrainConfig:
     """TriPlay-RL recipe settings."""
     log: LogConfig = field(default_factory=LogConfig)
     """Logging."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """How a step's generation and judging are sharded, and where the shards run (this process or Ray)."""
 
     def __post_init__(self) -> None:
         check(self.recipe in RECIPES, "recipe", f"{self.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")

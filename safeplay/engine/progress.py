@@ -28,10 +28,23 @@ def _fmt(row: dict | None) -> str:
     return "  ".join(parts)
 
 
-def run_with_progress(cfg: TrainConfig, run: RunDir, resume: bool = False, quiet: bool = False) -> Trainer:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def run_with_progress(cfg: TrainConfig, run: RunDir, resume: bool = False, quiet: bool = False,
+                      distributed: str = "local", ray_address: str | None = None) -> Trainer:
+    """Build the run, train it (``distributed``: local = this process, ray = Ray rollout and judge actors)."""
+    from safeplay.distributed.launch import make_executor
 
     components = build_components(cfg, run.root)
+    components.executor = make_executor(cfg, components, distributed, ray_address)
+    try:
+        return _fit(cfg, run, components, resume, quiet)
+    finally:
+        if components.executor is not None:
+            components.executor.close()
+
+
+def _fit(cfg: TrainConfig, run: RunDir, components, resume: bool, quiet: bool) -> Trainer:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     run.open_tensorboard(cfg.log.tensorboard)
     trainer = Trainer(cfg, run, components)
     if quiet:

@@ -9,7 +9,7 @@ from pathlib import Path
 from safeplay.config import ConfigError, load_config, read_yaml
 from safeplay.engine.config import RECIPES, TrainConfig
 
-PRESETS = ("cpu-smoke", "cpu-demo", "gpu-8b")
+PRESETS = ("cpu-smoke", "cpu-demo", "gpu-8b", "gpu-8b-llama")
 
 
 def _recipe_dir() -> Path:

@@ -12,6 +12,8 @@ from typing import Any, Callable
 import torch
 
 from safeplay.config import to_dict
+from safeplay.distributed.local import LocalExecutor
+from safeplay.distributed.shards import ShardedJudge, ShardedPolicies
 from safeplay.engine.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from safeplay.engine.config import TrainConfig
 from safeplay.engine.curriculum import Curriculum
@@ -38,6 +40,9 @@ class Components:
     """``eval_fn(policies, step, stage) -> flat metrics``; None disables held-out evaluation."""
     warm_start_fn: Callable[[Any, RunDir], dict] | None = None
     """``warm_start_fn(policies, run) -> metrics``; None skips the warm start."""
+    executor: Any = None
+    """Where rollout shards and judge chunks run (e.g. a ``RayExecutor``); None = in this process. Whoever builds
+    it closes it."""
 
 
 class Trainer:
@@ -45,7 +50,13 @@ class Trainer:
         self.cfg, self.run, self.c = cfg, run, components
         self.policies = components.policies
         self.curriculum = Curriculum(components.seeds, cfg.seeds.harmful_share, cfg.seed)
-        ctx = RecipeContext(cfg, self.policies, components.judge, self.curriculum, components.tactics, components.embedder)
+        # Recipes play through sharded views: the same shards and seeds whether they run here or on Ray actors.
+        self.executor = components.executor or LocalExecutor(self.policies, components.judge)
+        play_policies = ShardedPolicies(self.policies, self.executor, cfg.rollout.shard_size)
+        play_judge = (
+            ShardedJudge(components.judge, self.executor, cfg.rollout.judge_chunk) if components.judge is not None else None
+        )
+        ctx = RecipeContext(cfg, play_policies, play_judge, self.curriculum, components.tactics, components.embedder)
         self.recipe = recipe_class(cfg.recipe)(ctx)
         missing = [r for r in self.recipe.roles if r not in self.policies.roles]
         if missing:
@@ -155,17 +166,22 @@ class Trainer:
 
     def train_step(self, step: int) -> dict[str, float] | None:
         t0 = time.time()
+        before = self.executor.stats()
         result = self.play_step(step)
         if result is None:
             return None
         t_play = time.time() - t0
+        rollout = {k: v - before.get(k, 0.0) for k, v in self.executor.stats().items()}  # this step's shards
         stats = self.update(step, result)
+        if stats:
+            self.executor.publish(self.policies)  # rollout workers take the new weights before the next shard
         row: dict[str, Any] = {"step": step, "kind": "train"}
         row.update(game_metrics(result.games))
         if self.c.embedder is not None and self.cfg.log.diversity_every and step % self.cfg.log.diversity_every == 0:
             row.update(attacker_diversity(result.games, self.c.embedder))
         row.update(result.metrics)
         row.update(stats)
+        row.update(rollout)
         row["samples"] = len(result.samples)
         row["time/play_s"] = t_play
         row["time/step_s"] = time.time() - t0
@@ -192,6 +208,7 @@ class Trainer:
             self.evaluate("after_warm_start")
             self.checkpoint()
         self.warm_started = True
+        self.executor.publish(self.policies)  # fresh, resumed or warm-started weights
         started = time.time() - self.elapsed
         while self.step < cfg.steps:
             if cfg.max_minutes is not None and (time.time() - started) / 60 >= cfg.max_minutes:

@@ -422,7 +422,10 @@ def build_policies(
     model_cfg: "ModelConfig", policy_cfg: PolicyConfig, roles: Sequence[str], micro_batch_size: int = 64
 ) -> RolePolicies:
     """Load the model of ``model_cfg`` and lay the roles' policies over it."""
-    from safeplay.models.loading import load_model
+    from safeplay.models.loading import enable_gradient_checkpointing, load_model
 
     model, tok = load_model(model_cfg.spec, model_cfg.dtype, model_cfg.device)
+    if model_cfg.gradient_checkpointing:
+        # Before the LoRA wrap / copies: PEFT and deepcopy keep the setting on every trainable copy.
+        enable_gradient_checkpointing(model)
     return RolePolicies(model, tok, roles, policy_cfg, micro_batch_size)
