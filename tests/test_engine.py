@@ -132,6 +132,60 @@ def test_defender_only_has_no_attacker_turns(tmp_path):
     assert games and all(g["attacker"] is None and g["query"] == g["seed"] for g in games)
 
 
+class ScriptedPromptJudge(FakeJudge):
+    """The fake judge, except that every prompt is labelled harmful iff it mentions ``marker``."""
+
+    def __init__(self, marker):
+        super().__init__()
+        self.marker = marker
+
+    def judge(self, items):
+        out = super().judge(items)
+        for it, v in zip(items, out):
+            v.prompt_harmful = self.marker in it.prompt
+        return out
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_defender_skips_unfaithful_revisions(tmp_path, skip):
+    from safeplay.recipes.self_redteam import SelfRedTeam
+
+    cfg = make_cfg(**{"game.defender_skips_unfaithful": str(skip).lower(), "batch_size": 8, "game.cot": "false"})
+    tr = make_trainer(tmp_path, cfg, judge=ScriptedPromptJudge("?"))
+    recipe = SelfRedTeam(tr.recipe.ctx)
+    res = recipe.play(1)
+    n_def = sum(s.role == "defender" for s in res.samples)
+    # A revision the judge puts in the other class than its seed (the tiny model's text has no "?" → benign).
+    unfaithful = [g for g in res.games if g.attack is not None and g.verdict.prompt_harmful != g.seed_harmful]
+    assert unfaithful, "the scripted judge should make some revisions unfaithful"
+    decided = [g for g in res.games if g.rewards["defender"] is not None]
+    if skip:
+        assert n_def == len(decided) - len(unfaithful)
+        assert res.metrics["defender/skipped_unfaithful"] == len(unfaithful)
+        assert all(g.extra["defender_skipped"] == "unfaithful revision" for g in unfaithful)
+        # The attacker is still rewarded (and penalised for unfaithfulness) on those games.
+        assert all(g.rewards["attacker"] is not None for g in unfaithful)
+    else:
+        assert n_def == len(decided) and "defender/skipped_unfaithful" not in res.metrics
+
+
+def test_warm_start_benign_prompts_take_the_hard_share():
+    import random
+
+    from safeplay.engine.warm_start import benign_prompts
+
+    seeds = [SeedPrompt(f"hard {i}", False, "or_hard", f"h{i}") for i in range(10)]
+    seeds += [SeedPrompt(f"plain {i}", False, "alpaca_train", f"p{i}") for i in range(10)]
+    seeds += [SeedPrompt(f"bad {i}", True, "advbench", f"b{i}") for i in range(10)]
+    got = benign_prompts(seeds, 8, 0.25, random.Random(0))
+    assert len(got) == 8 and sum(t.startswith("hard") for t in got) == 2 and not any(t.startswith("bad") for t in got)
+    assert benign_prompts(seeds, 8, 0.25, random.Random(0)) == got
+    # Fewer hard prompts than asked for: all of them, the rest plain.
+    got = benign_prompts(seeds, 16, 0.9, random.Random(1))
+    assert sum(t.startswith("hard") for t in got) == 10 and len(got) == 16
+    assert sum(t.startswith("hard") for t in benign_prompts(seeds, 8, 0.0, random.Random(0))) == 0
+
+
 def test_grpo_variant_logs_zero_variance_share(tmp_path):
     cfg = make_cfg(**{"rl.algorithm": "grpo", "rl.group_size": 2, "rl.kl_in_reward": "false", "steps": 1})
     tr = make_trainer(tmp_path, cfg)

@@ -112,7 +112,7 @@ def test_bad_triplay_settings_are_rejected(tmp_path, key, value):
 
 
 def test_each_step_updates_only_its_phase_role(tmp_path):
-    tr = make_trainer(tmp_path, make_cfg())
+    tr = make_trainer(tmp_path, make_cfg(**{"triplay.label_decoding": "generate"}))
     tr.recipe.semantic_checks = lambda games, seed: [True] * len(games)
     # Varied labels so that GRPO groups carry signal in the Red and Blue phases.
     cycle = iter(LABELS * 1000)
@@ -142,7 +142,7 @@ def test_each_step_updates_only_its_phase_role(tmp_path):
 
 
 def test_run_logs_phase_metrics_and_games(tmp_path):
-    tr = make_trainer(tmp_path, make_cfg())
+    tr = make_trainer(tmp_path, make_cfg(**{"triplay.label_decoding": "generate"}))
     tr.fit()
     rows = [r for r in tr.run.metrics.rows() if r["kind"] == "train"]
     assert [r["triplay/phase"] for r in rows] == ["red", "blue", "eval"]
@@ -287,7 +287,7 @@ class PanelJudge:
 
 
 def test_evaluator_reward_on_agreement_filtered_votes(tmp_path):
-    cfg = make_cfg(**{"batch_size": 4})
+    cfg = make_cfg(**{"batch_size": 4, "triplay.label_decoding": "generate"})
     tr = make_trainer(tmp_path, cfg)
     recipe = tr.recipe
     recipe.buffer = [
@@ -324,7 +324,7 @@ def test_evaluator_reward_on_agreement_filtered_votes(tmp_path):
 
 
 def test_unreadable_labels_are_dropped_without_a_judge(tmp_path):
-    cfg = make_cfg(**{"triplay.semantic_reward": 0.0})
+    cfg = make_cfg(**{"triplay.semantic_reward": 0.0, "triplay.label_decoding": "generate"})
     tr = make_trainer(tmp_path, cfg)
     recipe = tr.recipe
     recipe.ctx.judge = None
@@ -336,6 +336,43 @@ def test_unreadable_labels_are_dropped_without_a_judge(tmp_path):
     assert res.samples == []
     assert all(g.rewards["defender"] is None and g.verdict.unparseable for g in res.games)
     assert res.metrics["triplay/label_dropped_rate"] == 1.0
+
+
+def test_scored_labels_are_always_readable_and_come_from_the_evaluator(tmp_path):
+    tr = make_trainer(tmp_path, make_cfg())  # label_decoding: scored (the default)
+    tr.fit()
+    rows = [r for r in tr.run.metrics.rows() if r["kind"] == "train"]
+    red, blue, ev = rows
+    # The tiny random model writes no label word, yet every label is one: none unreadable, none from the fallback.
+    assert red["triplay/label_evaluator_rate"] == 1.0 and red["triplay/label_unparseable_total"] == 0
+    assert blue["triplay/label_evaluator_rate"] == 1.0
+    assert ev["triplay/eval/unparseable_rate"] == 0.0
+    assert all(r["triplay/heldout/unparseable_rate"] == 0.0 for r in rows if "triplay/heldout/n" in r)
+    red_games = [g for g in tr.run.games.rows() if g["step"] == 1]
+    assert all(g["verdict"]["judge"] == "evaluator" and g["verdict"]["label"] in LABELS for g in red_games)
+
+
+def test_scored_eval_samples_are_label_words_with_the_vote_reward(tmp_path):
+    cfg = make_cfg(**{"batch_size": 4})
+    tr = make_trainer(tmp_path, cfg)
+    recipe = tr.recipe
+    recipe.buffer = [
+        {"prompt": f"q{i}", "response": r, "seed": f"s{i}", "defender": "live"}
+        for i, r in enumerate(["bad one", "fine one", "bad two", "fine two"])
+    ]
+    a = PanelJudge("a", lambda r: r.startswith("bad"))
+    recipe.experts = VotingJudge([a], require_agreement=True)
+    tok = tr.policies.tokenizer
+    res = recipe.play_eval(3)
+    assert len(res.samples) == 4 * cfg.rl.group_size
+    voted = {"bad one": "unsafe", "bad two": "unsafe", "fine one": "helpful", "fine two": "helpful"}
+    for k, s in enumerate(res.samples):
+        word = tok.decode(s.completion_ids[:-1])
+        assert word in LABELS and s.completion_ids[-1] == tok.eos_token_id
+        assert s.reward == (1.0 if word == voted[recipe.buffer[k // cfg.rl.group_size]["response"]] else 0.0)
+    # Same step, same weights: the same draws (the sampler is seeded by the step).
+    again = recipe.play_eval(3)
+    assert [s.completion_ids for s in again.samples] == [s.completion_ids for s in res.samples]
 
 
 def test_heldout_set_is_fixed_and_balanced(data_dir):

@@ -143,6 +143,8 @@ SOURCES: dict[str, _SourceSpec] = {
 }
 DEFAULT_HARMFUL = ("wjb_harmful", "advbench", "harmbench_val")
 DEFAULT_BENIGN = ("wjb_benign", "alpaca_train", "or_hard")
+HARD_BENIGN_SOURCES = ("or_hard",)
+"""Benign sources whose prompts look harmful but are not (the kind XSTest tests over-refusal with)."""
 DEFAULT_SOURCE_CAPS = {"alpaca_train": 1000}
 """Alpaca has 18,793 training instructions; without a cap it would be nearly the whole benign class."""
 

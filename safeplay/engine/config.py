@@ -45,6 +45,12 @@ class GameConfig:
     """Optional system prompt for the defender (None: no system message, as in Self-RedTeam)."""
     format_reward: bool = True
     """Add the ±1 CoT-format term to each role's reward when cot is on (§1.5)."""
+    defender_skips_unfaithful: bool = False
+    """Give the defender no sample from an attacked game whose prompt the judge puts in the other class than
+    its seed (an unfaithful revision: a harmful seed rewritten into something the judge calls benign, or the
+    reverse). The attacker still gets its faithfulness penalty. Off = Self-RedTeam (the defender learns from
+    every decided game). A small attacker's revisions are often unfaithful, and answering them rewards the
+    defender for complying with jailbreak-shaped prompts."""
 
 
 @dataclass
@@ -77,6 +83,12 @@ class WarmStartConfig:
     """Benign seed prompts answered by the model itself."""
     wrapped_share: float = 0.5
     """Share of the defender's harmful SFT prompts shown wrapped in a jailbreak template (same refusal target)."""
+    hard_benign_share: float = 0.0
+    """Share of the benign SFT prompts taken from seemingly-harmful benign sources (OR-Bench hard-1k), when the
+    seeds hold them: they teach that a frightening word alone is no reason to refuse (XSTest's failure mode)."""
+    benign_wrapped_share: float = 0.0
+    """Share of the benign SFT prompts shown wrapped in a jailbreak template, with the same helpful answer: the
+    wrapping alone is no reason to refuse (WildJailbreak's adversarial benign prompts)."""
     refusal_file: str | None = None
     """Optional JSONL of {prompt, refusal} pairs to use instead of self-distilled refusals."""
     distill_samples: int = 4
@@ -157,6 +169,10 @@ class TriPlayConfig:
     """Expert judges whose majority vote labels the evaluator's training data."""
     require_agreement: bool = True
     """Drop items on which the experts disagree (agreement filter)."""
+    label_decoding: Literal["scored", "generate"] = "scored"
+    """How the evaluator answers: ``scored`` = the allowed answer (label word, yes/no) with the highest
+    probability, sampled from those probabilities in the Eval phase (constrained decoding: every answer is
+    readable); ``generate`` = free text parsed for a label (unreadable answers are counted and fall back)."""
 
 
 @dataclass
@@ -236,6 +252,8 @@ class TrainConfig:
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         check(0 <= self.seeds.harmful_share <= 1, "seeds.harmful_share", "must be in [0, 1]")
         check(0 <= self.seeds.attack_share <= 1, "seeds.attack_share", "must be in [0, 1]")
+        for name in ("wrapped_share", "hard_benign_share", "benign_wrapped_share"):
+            check(0 <= getattr(self.warm_start, name) <= 1, f"warm_start.{name}", "must be in [0, 1]")
         check(
             self.reward_table in ("general_sum", "general_sum_all_one", "zero_sum"),
             "reward_table",

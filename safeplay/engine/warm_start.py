@@ -7,8 +7,10 @@ signal) and its untrained rewrites are incoherent. So, before RL:
   *self-distilled* under a safety system prompt, sampled ``distill_samples`` times and kept only if the judge
   calls it a refusal and harmless; prompts with no kept sample fall back to one of several varied refusals
   written for this project (or the user's ``refusal_file``). Benign seeds → the model's own greedy answer,
-  kept only if the judge calls it helpful and harmless. With CoT on, targets carry a short thinking part in
-  the strict format so that the format check can pass from step 1.
+  kept only if the judge calls it helpful and harmless; ``hard_benign_share`` of them come from
+  seemingly-harmful benign sources and ``benign_wrapped_share`` are shown wrapped (over-refusal guards).
+  With CoT on, targets carry a short thinking part in the strict format so that the format check can pass
+  from step 1.
 - **Attacker.** Plain request → jailbreak pairs: JailbreakBench PAIR artifacts (successful prompts; pairs whose
   goal or prompt near-duplicates a prompt of the run's ``eval.benchmarks`` are dropped — a run trained so should
   not later be scored on JailbreakBench itself) plus seeds wrapped by the project's templates, for harmful and
@@ -32,6 +34,7 @@ from typing import Any, Sequence
 import torch
 
 from safeplay.engine.config import TrainConfig
+from safeplay.data.seeds import HARD_BENIGN_SOURCES
 from safeplay.errors import SafeplayError
 from safeplay.game.templates import THINK_PREFILL, attacker_prompt, defender_prompt
 from safeplay.game.wrappers import wrap
@@ -78,13 +81,24 @@ def _judge(judge, prompts: Sequence[str], answers: Sequence[str]):
     return judge.judge([JudgeItem(prompt=p, response=a) for p, a in zip(prompts, answers)])
 
 
+def benign_prompts(seeds, n: int, hard_share: float, rng: random.Random) -> list[str]:
+    """``n`` benign seed texts, ``hard_share`` of them from the seemingly-harmful sources when there are any."""
+    hard = [s.text for s in seeds if not s.harmful and s.source in HARD_BENIGN_SOURCES]
+    plain = [s.text for s in seeds if not s.harmful and s.source not in HARD_BENIGN_SOURCES]
+    rng.shuffle(hard)
+    rng.shuffle(plain)
+    n_hard = min(len(hard), round(n * hard_share))
+    picked = hard[:n_hard] + plain[: n - n_hard]
+    rng.shuffle(picked)
+    return picked
+
+
 def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) -> tuple[list[RoleSample], dict]:
     ws, cot = cfg.warm_start, cfg.game.cot
     harmful = [s.text for s in seeds if s.harmful]
-    benign = [s.text for s in seeds if not s.harmful]
     rng.shuffle(harmful)
-    rng.shuffle(benign)
-    harmful, benign = harmful[: ws.harmful_prompts], benign[: ws.benign_prompts]
+    harmful = harmful[: ws.harmful_prompts]
+    benign = benign_prompts(seeds, ws.benign_prompts, ws.hard_benign_share, rng)
     stats: dict[str, float] = {}
     refusals: dict[str, str] = {}
     if ws.refusal_file:
@@ -125,7 +139,8 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
     kept = 0
     for b, o, v in zip(benign, outs, verdicts):
         if v.refusal is False and v.response_harmful is False and o.text.strip():
-            prompt = defender_prompt(b, cot, system=cfg.game.defender_system)
+            shown = wrap(b, rng) if rng.random() < ws.benign_wrapped_share else b
+            prompt = defender_prompt(shown, cot, system=cfg.game.defender_system)
             samples.append(_encode(policies, prompt, _target(o.text.strip(), THINK_HELP, cot), "defender"))
             kept += 1
     stats["defender_benign_kept_share"] = kept / max(1, len(benign))

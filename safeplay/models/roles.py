@@ -277,6 +277,16 @@ class RolePolicies:
                 return self._gen.generate(prompts, sampling, seed)
         return self._ref_gen.generate(prompts, sampling, seed)
 
+    def choice_logprobs(self, role: str, prompts: Sequence[ChatPrompt], choices: Sequence[str]) -> "torch.Tensor":
+        """(N, K) log-probabilities of each fixed answer in ``choices`` after each prompt under the role's
+        policy, normalised over the choices (constrained decoding; see ``models.choices``)."""
+        from safeplay.models.choices import choice_logprobs
+
+        tok = self.tokenizer
+        prompt_ids = [tok(self.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
+        choice_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
+        return choice_logprobs(self._model_for(role), prompt_ids, choice_ids, tok.pad_token_id, self.micro_batch_size)
+
     # ------------------------------------------------------------------ log-probs
 
     def token_logprobs(

@@ -28,6 +28,11 @@ def outcome_of(game, cot: bool) -> GameOutcome:
     )
 
 
+def unfaithful(o: GameOutcome) -> bool:
+    """An attacked game whose prompt the judge puts in the other class than the seed (q ≠ s)."""
+    return o.attacked and o.prompt_harmful is not None and o.prompt_harmful != o.seed_harmful
+
+
 class SelfRedTeam(Recipe):
     name = "self-redteam"
     roles = ("attacker", "defender")
@@ -49,15 +54,20 @@ class SelfRedTeam(Recipe):
         table = reward_table(cfg.reward_table)
         cot_term = cfg.game.cot and cfg.game.format_reward
         samples = []
+        skipped_unfaithful = 0
         for g in games:
             o = outcome_of(g, cot_term)
             r_def = defender_reward(o, table)
             g.rewards["defender"] = r_def
-            if r_def is not None:
+            if r_def is not None and cfg.game.defender_skips_unfaithful and unfaithful(o):
+                g.extra["defender_skipped"] = "unfaithful revision"
+                skipped_unfaithful += 1
+            elif r_def is not None:
                 samples.append(sample_from(g.defense, r_def, group=g.extra["group"]))
             if g.attack is not None:
                 r_att = attacker_reward(o, table)
                 g.rewards["attacker"] = r_att
                 if r_att is not None:
                     samples.append(sample_from(g.attack, r_att, group=g.extra["group"]))
-        return StepResult(games=games, samples=samples)
+        metrics = {"defender/skipped_unfaithful": float(skipped_unfaithful)} if cfg.game.defender_skips_unfaithful else {}
+        return StepResult(games=games, samples=samples, metrics=metrics)

@@ -22,9 +22,13 @@ phase's role learns (``trains``). A phase with 0 steps is skipped.
   short (e.g. an Eval-only schedule), a fresh Blue-style round fills it first.
 
 In-loop labels (Red/Blue) are the evaluator's **greedy** answer (a reward source should not be a dice roll; the
-Eval phase samples with ``evaluator`` settings to explore). An unreadable label is counted and falls back to
-the training judge (``judge.name``) so a fresh evaluator, which mostly cannot answer in the format yet, does not
-starve Red and Blue of signal; without a judge (``ctx.judge is None``) it is dropped.
+Eval phase samples with ``evaluator`` settings to explore). By default (``triplay.label_decoding: scored``) the
+evaluator's answer is constrained to the three label words (and yes/no for the semantic check): the most probable
+word is its label, and the Eval phase samples a word from those probabilities (``models.choices``). A 135M model
+asked for "exactly one word" writes free text instead on most items, so free decoding
+(``label_decoding: generate``) left Red and Blue rewarded by the fallback judge, not by the evaluator. With
+free decoding an unreadable label is counted and falls back to the training judge (``judge.name``); without a
+judge (``ctx.judge is None``) it is dropped.
 
 At every phase change the evaluator is also scored against human labels on a small fixed held-out set
 (:func:`heldout_items`).
@@ -39,6 +43,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any, Sequence
 
+import torch
 from safeplay.config import check
 from safeplay.errors import SafeplayError
 from safeplay.game.cot import parse_cot
@@ -50,7 +55,7 @@ from safeplay.game.templates import (
     parse_yes_no,
     semantic_consistency_prompt,
 )
-from safeplay.generation.base import ChatPrompt, SamplingParams
+from safeplay.generation.base import ChatPrompt, Completion, SamplingParams
 from safeplay.judges.base import JudgeItem, Label, Verdict
 from safeplay.recipes.base import Recipe, RecipeContext, StepResult, sample_from, step_seed
 from safeplay.rewards.diversity import AttackSuccessPool, diversity_penalties, sbert_diversity, self_bleu
@@ -270,11 +275,7 @@ class TriPlay(Recipe):
         ``evaluator``, ``fallback`` (unreadable → the training judge) or ``none`` (dropped)."""
         if not pairs:
             return [], []
-        prompts = [evaluator_prompt(p, r) for p, r in pairs]
-        comps = self.ctx.policies.generate(
-            "evaluator", prompts, self._greedy(self.cfg.evaluator.max_new_tokens), seed=seed
-        )
-        labels: list[Label | None] = [parse_evaluator_label(c.text) for c in comps]
+        labels = self.greedy_labels([evaluator_prompt(p, r) for p, r in pairs], seed)
         sources = ["evaluator" if lab is not None else "none" for lab in labels]
         missing = [i for i, lab in enumerate(labels) if lab is None]
         self.totals["labels"] += len(pairs)
@@ -287,10 +288,52 @@ class TriPlay(Recipe):
                     self.totals["label_fallback"] += 1
         return labels, sources
 
+    def greedy_labels(self, prompts: Sequence[ChatPrompt], seed: int) -> list[Label | None]:
+        """The evaluator's label of each prompt: the most probable label word (``scored``) or its parsed
+        greedy text (``generate``; ``None`` when unreadable)."""
+        if self.cfg.triplay.label_decoding == "scored":
+            lp = self.ctx.policies.choice_logprobs("evaluator", prompts, LABELS)
+            return [LABELS[i] for i in lp.argmax(-1).tolist()]
+        comps = self.ctx.policies.generate(
+            "evaluator", prompts, self._greedy(self.cfg.evaluator.max_new_tokens), seed=seed
+        )
+        return [parse_evaluator_label(c.text) for c in comps]
+
+    def sampled_labels(self, prompts: Sequence[ChatPrompt], seed: int) -> list[Completion]:
+        """Eval-phase answers to learn from. ``scored``: a label word drawn from the evaluator's probabilities
+        over the three words (at ``evaluator.temperature``), as a completion of the word's tokens + EOS whose
+        log-probs are those of the constrained policy (the first token's, renormalised; forced tokens 0).
+        ``generate``: free sampled text."""
+        policies = self.ctx.policies
+        if self.cfg.triplay.label_decoding != "scored":
+            return policies.generate("evaluator", prompts, self.cfg.evaluator, seed=seed)
+        lp = policies.choice_logprobs("evaluator", prompts, LABELS)
+        temperature = self.cfg.evaluator.temperature
+        if temperature <= 0:
+            picks = lp.argmax(-1)
+        else:
+            gen = torch.Generator().manual_seed(seed)
+            picks = torch.multinomial(torch.softmax(lp / temperature, dim=-1), 1, generator=gen).squeeze(-1)
+        tok = policies.tokenizer
+        out = []
+        for k, i in enumerate(picks.tolist()):
+            ids = tok(LABELS[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            out.append(Completion(
+                text=LABELS[i],
+                prompt_ids=tok(policies.render(prompts[k]), add_special_tokens=False)["input_ids"],
+                token_ids=ids,
+                logprobs=[float(lp[k, i])] + [0.0] * (len(ids) - 1),
+                finish_reason="eos",
+            ))
+        return out
+
     def semantic_checks(self, games: Sequence[Game], seed: int) -> list[bool | None]:
         if not games or self.cfg.triplay.semantic_reward == 0:
             return [None] * len(games)
         prompts = [semantic_consistency_prompt(g.seed_text, g.attack.public) for g in games]
+        if self.cfg.triplay.label_decoding == "scored":
+            lp = self.ctx.policies.choice_logprobs("evaluator", prompts, ("yes", "no"))
+            return [bool(i == 0) for i in lp.argmax(-1).tolist()]
         comps = self.ctx.policies.generate(
             "evaluator", prompts, self._greedy(max(4, self.cfg.evaluator.max_new_tokens)), seed=seed
         )
@@ -462,8 +505,7 @@ class TriPlay(Recipe):
         self.totals["vote_dropped"] += len(chosen) - len(kept)
         G = max(1, cfg.rl.group_size)
         prompts = [evaluator_prompt(p["prompt"], p["response"]) for p, _ in kept for _ in range(G)]
-        comps = (self.ctx.policies.generate("evaluator", prompts, cfg.evaluator, seed=step_seed(cfg.seed, step, "evaluator"))
-                 if prompts else [])
+        comps = self.sampled_labels(prompts, step_seed(cfg.seed, step, "evaluator")) if prompts else []
         samples, preds = [], []
         for k, c in enumerate(comps):
             i = k // G
@@ -522,10 +564,7 @@ class TriPlay(Recipe):
         if not self._heldout:
             return {}
         prompts = [evaluator_prompt(p, r) for p, r, _ in self._heldout]
-        comps = self.ctx.policies.generate(
-            "evaluator", prompts, self._greedy(self.cfg.evaluator.max_new_tokens), seed=step_seed(self.cfg.seed, step, "heldout")
-        )
-        preds = [parse_evaluator_label(c.text) for c in comps]
+        preds = self.greedy_labels(prompts, step_seed(self.cfg.seed, step, "heldout"))
         gold = [lab for _, _, lab in self._heldout]
         out = {
             "triplay/heldout/accuracy": mean(float(p == g) for p, g in zip(preds, gold)),
