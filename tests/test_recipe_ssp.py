@@ -221,3 +221,11 @@ def hash_of(text: str) -> int:
     import zlib
 
     return zlib.crc32(text.encode("utf-8"))
+
+
+def test_pool_takes_the_run_ssp_settings(tmp_path):
+    cfg = make_cfg(**{"ssp.pool_cap": 7, "ssp.ucb_c": 0.3, "ssp.replay": "uniform", "ssp.insert_threshold": 0.2,
+                      "ssp.evict_success_threshold": 0.6, "ssp.min_visits": 3})
+    pool = make_trainer(tmp_path, cfg, always(5)).recipe.pool
+    assert (pool.cap, pool.c, pool.mode, pool.insert_threshold) == (7, 0.3, "uniform", 0.2)
+    assert (pool.evict_success_threshold, pool.evict_min_visits) == (0.6, 3)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from safeplay.replay import ExperiencePool, ReplayConfig
+from safeplay.replay import ExperiencePool
 
 
 def filled(**kw) -> ExperiencePool:
@@ -116,8 +116,3 @@ def test_state_dict_roundtrip_json():
     assert clone.state_dict() == pool.state_dict()
     assert [e.id for e in clone.sample(3)] == [e.id for e in pool.sample(3)]  # RNG state carried over
     assert clone.maybe_insert("n", "n", "", 0.0, 9) == pool.maybe_insert("n", "n", "", 0.0, 9)
-
-
-def test_from_config():
-    pool = ExperiencePool.from_config(ReplayConfig(cap=7, c=0.3, mode="uniform"))
-    assert pool.cap == 7 and pool.c == 0.3 and pool.mode == "uniform"

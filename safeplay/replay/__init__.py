@@ -1,5 +1,5 @@
 """Experience replay: the SSP pool of failure cases and its UCB sampler."""
 
-from safeplay.replay.pool import ExperiencePool, PoolEntry, ReplayConfig
+from safeplay.replay.pool import ExperiencePool, PoolEntry
 
-__all__ = ["ExperiencePool", "PoolEntry", "ReplayConfig"]
+__all__ = ["ExperiencePool", "PoolEntry"]

@@ -21,6 +21,9 @@ The SSP paper's exact rule was not obtainable; this follows the project's recons
   oldest among equals (``evict_policy="lowest_priority"``, default: a full pool keeps its hardest cases);
   ``"fifo"`` evicts the oldest insertion instead, as in the reconstruction's first draft.
 
+The SSP recipe builds its pool from the run's ``ssp`` settings (``engine.config.SSPConfig``, the one place
+their defaults live); the constructor's keyword defaults serve direct library use.
+
 ``state_dict()`` is plain JSON-able data (RNG state included) and ``load_state_dict`` restores the pool exactly.
 """
 
@@ -34,36 +37,6 @@ from typing import Any, Literal
 
 ReplayMode = Literal["ucb", "uniform", "none"]
 EvictPolicy = Literal["lowest_priority", "fifo"]
-
-
-@dataclass
-class ReplayConfig:
-    """Settings of the SSP experience pool."""
-
-    mode: ReplayMode = "ucb"
-    """How replayed entries are chosen: UCB priority, uniformly at random (ablation), or no replay."""
-    cap: int = 1024
-    """Most entries kept."""
-    insert_threshold: float = 0.5
-    """A game enters the pool when the defender's reward is below this (a failure)."""
-    c: float = 1.0
-    """UCB exploration coefficient."""
-    evict_success_threshold: float = 0.8
-    """An entry whose mean defender reward rises above this (after enough replays) is removed as solved."""
-    evict_min_visits: int = 2
-    """Replays needed before an entry can be removed as solved."""
-    evict_policy: EvictPolicy = "lowest_priority"
-    """Which entry a full pool drops: the best-handled one, or the oldest."""
-    explore_unvisited_first: bool = True
-    """Draw never-replayed entries before replayed ones."""
-    reward_lo: float = 0.0
-    """Lowest possible defender reward (priority rescales rewards to [0, 1])."""
-    reward_hi: float = 1.0
-    """Highest possible defender reward."""
-    replay_fraction: float = 0.25
-    """Share of each defender batch filled from the pool (used by the game loop)."""
-    seed: int = 0
-    """Seed of the pool's own RNG (tie-breaking and uniform sampling)."""
 
 
 @dataclass
@@ -125,12 +98,6 @@ class ExperiencePool:
         self._next_id = 0
         self.total_visits = 0
         self.counters = {"inserted": 0, "duplicates": 0, "evicted_cap": 0, "removed_solved": 0, "missing_updates": 0}
-
-    @classmethod
-    def from_config(cls, cfg: ReplayConfig) -> "ExperiencePool":
-        kw = dataclasses.asdict(cfg)
-        kw.pop("replay_fraction")
-        return cls(**kw)
 
     # ------------------------------------------------------------------------------------------ queries
 
