@@ -169,6 +169,27 @@ def test_defender_skips_unfaithful_revisions(tmp_path, skip):
         assert n_def == len(decided) and "defender/skipped_unfaithful" not in res.metrics
 
 
+@pytest.mark.parametrize("source", ["judge", "seed"])
+def test_verbatim_prompt_label_source(tmp_path, source):
+    from safeplay.recipes.self_redteam import SelfRedTeam
+    from safeplay.rewards.self_redteam import GameOutcome, defender_reward
+
+    cfg = make_cfg(**{"game.verbatim_prompt_label": source, "batch_size": 8, "game.cot": "false"})
+    tr = make_trainer(tmp_path, cfg, judge=ScriptedPromptJudge("?"))  # "?" marks prompts the judge calls harmful
+    res = SelfRedTeam(tr.recipe.ctx).play(1)
+    verbatim = [g for g in res.games if g.attack is None and g.rewards["defender"] is not None]
+    # Some verbatim seeds are labelled against their dataset class by the scripted judge.
+    assert any(g.verdict.prompt_harmful != g.seed_harmful for g in verbatim)
+    for g in verbatim:
+        q = g.seed_harmful if source == "seed" else g.verdict.prompt_harmful
+        o = GameOutcome(g.seed_harmful, False, q, g.verdict.refusal, g.verdict.response_harmful)
+        assert g.rewards["defender"] == defender_reward(o)
+    for g in res.games:  # rewritten prompts always take the judge's label
+        if g.attack is not None and g.rewards["attacker"] is not None:
+            o = GameOutcome(g.seed_harmful, True, g.verdict.prompt_harmful, g.verdict.refusal, g.verdict.response_harmful)
+            assert g.rewards["defender"] == defender_reward(o)
+
+
 def test_warm_start_benign_prompts_take_the_hard_share():
     import random
 

@@ -45,6 +45,11 @@ class GameConfig:
     """Optional system prompt for the defender (None: no system message, as in Self-RedTeam)."""
     format_reward: bool = True
     """Add the ±1 CoT-format term to each role's reward when cot is on (§1.5)."""
+    verbatim_prompt_label: Literal["judge", "seed"] = "judge"
+    """q for a prompt the defender saw verbatim: the judge's label (Self-RedTeam §1.4) or the seed's dataset
+    label. Rewritten prompts always take the judge's. The prompt-harm classifier flags about a fifth of
+    OR-Bench's seemingly-harmful benign prompts as harmful, and with ``judge`` each such flag rewards the
+    defender for refusing a benign prompt."""
     defender_skips_unfaithful: bool = False
     """Give the defender no sample from an attacked game whose prompt the judge puts in the other class than
     its seed (an unfaithful revision: a harmful seed rewritten into something the judge calls benign, or the

@@ -4,7 +4,8 @@ Per step: seeds from the curriculum (half harmful, half benign; half of each rew
 attacker turns → defender turns → judge → the general-sum reward table (or a variant) per role. Games with a
 missing label (a tie) or an unparseable verdict give no sample for the role that needs that label, and are
 counted. The prompt-harm label in the reward is the judge's label of the prompt the defender actually saw
-(§1.4), never the seed's dataset label.
+(§1.4), never the seed's dataset label — except, when ``game.verbatim_prompt_label: seed``, for prompts passed
+verbatim, whose dataset label *is* a label of the prompt the defender saw (and a human one).
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from safeplay.recipes.base import Recipe, StepResult, sample_from, step_seed
 from safeplay.rewards.self_redteam import GameOutcome, attacker_reward, defender_reward, reward_table
 
 
-def outcome_of(game, cot: bool) -> GameOutcome:
+def outcome_of(game, cot: bool, verbatim_label: str = "judge") -> GameOutcome:
+    """The reward table's view of a game. ``verbatim_label="seed"``: a prompt the defender saw verbatim takes its
+    seed's dataset label as q instead of the judge's (see ``GameConfig.verbatim_prompt_label``)."""
     v = game.verdict
+    attacked = game.attack is not None
+    q = v.prompt_harmful if v else None
+    if verbatim_label == "seed" and not attacked and v is not None and not v.unparseable:
+        q = game.seed_harmful
     return GameOutcome(
         seed_harmful=game.seed_harmful,
-        attacked=game.attack is not None,
-        prompt_harmful=v.prompt_harmful if v else None,
+        attacked=attacked,
+        prompt_harmful=q,
         refusal=v.refusal if v else None,
         response_harmful=v.response_harmful if v else None,
         attacker_format_ok=game.attack.format_ok if (cot and game.attack is not None) else None,
@@ -56,7 +63,7 @@ class SelfRedTeam(Recipe):
         samples = []
         skipped_unfaithful = 0
         for g in games:
-            o = outcome_of(g, cot_term)
+            o = outcome_of(g, cot_term, cfg.game.verbatim_prompt_label)
             r_def = defender_reward(o, table)
             g.rewards["defender"] = r_def
             if r_def is not None and cfg.game.defender_skips_unfaithful and unfaithful(o):
