@@ -207,6 +207,21 @@ def test_warm_start_benign_prompts_take_the_hard_share():
     assert sum(t.startswith("hard") for t in benign_prompts(seeds, 8, 0.0, random.Random(0))) == 0
 
 
+@pytest.mark.parametrize("steps", [0, 2])
+def test_end_evaluation_is_not_repeated_on_unchanged_weights(tmp_path, steps):
+    calls = []
+    cfg = make_cfg(**{"steps": steps})
+    tr = make_trainer(tmp_path, cfg)
+    tr.c.eval_fn = lambda policies, step, stage: calls.append((step, stage)) or {"x/asr": float(len(calls))}
+    tr.fit()
+    evals = [r for r in tr.run.metrics.rows() if r["kind"] == "eval"]
+    assert [r["stage"] for r in evals] == ["start", "end"]
+    if steps == 0:  # nothing trained after the start evaluation: its figures are the end's, not re-scored
+        assert calls == [(0, "start")] and evals[1]["same_as_stage"] == "start" and evals[1]["x/asr"] == 1.0
+    else:
+        assert calls == [(0, "start"), (2, "end")] and "same_as_stage" not in evals[1]
+
+
 def test_grpo_variant_logs_zero_variance_share(tmp_path):
     cfg = make_cfg(**{"rl.algorithm": "grpo", "rl.group_size": 2, "rl.kl_in_reward": "false", "steps": 1})
     tr = make_trainer(tmp_path, cfg)

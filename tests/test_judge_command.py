@@ -18,6 +18,8 @@ def test_calibrate_keyword_writes_the_documented_json(data_dir, tmp_path, capsys
         assert sum(k[label]["confusion"].values()) == k[label]["n"]  # items without that human label are skipped
     assert k["prompt_harmful"]["f1"] is None and k["prompt_harmful"]["n"] == 0
     assert k["keyword_hacked"]["n"] == 40 and k["keyword_hacked"]["judged_refusal"] > 0.5
+    for key in ("adversarial_refusals", "wildjailbreak_refusals"):  # refusals after jailbreak prompts
+        assert k[key]["n"] == 40 and 0 <= k[key]["judged_refusal"] <= 1
     assert result["split"]["xstest"]["unit"].startswith("prompt id") and result["split"]["evaluated"]["limit"] == 40
     assert "held-out human labels" in capsys.readouterr().out
 

@@ -71,6 +71,8 @@ class Trainer:
         self.warm_started = False
         self.judge_failures = 0
         self.skipped_steps = 0
+        self._last_eval: tuple[int, str, dict] | None = None
+        """(step, stage, metrics) of this process's latest held-out evaluation."""
         self.elapsed = 0.0
         self._aux_data: list | None = None
 
@@ -112,10 +114,18 @@ class Trainer:
     def evaluate(self, stage: str) -> dict[str, float]:
         if self.c.eval_fn is None:
             return {}
+        last = self._last_eval
+        if stage == "end" and last is not None and last[0] == self.step:
+            # No update since that evaluation (e.g. steps=0 after a warm start): the same weights, not re-scored.
+            row = {"step": self.step, "kind": "eval", "stage": stage, "eval_seconds": 0.0, "same_as_stage": last[1],
+                   **last[2]}
+            self.run.log_metrics(row)
+            return last[2]
         t0 = time.time()
         metrics = self.c.eval_fn(self.policies, self.step, stage)
         row = {"step": self.step, "kind": "eval", "stage": stage, "eval_seconds": time.time() - t0, **metrics}
         self.run.log_metrics(row)
+        self._last_eval = (self.step, stage, metrics)
         return metrics
 
     # -- one step -------------------------------------------------------------------------------------

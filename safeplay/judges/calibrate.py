@@ -9,7 +9,13 @@ Test sets (the test side of ``guard_data``'s split, never trained on nor used fo
   better) and the share of the harmful ones judged unsafe (higher is better);
 * ``wrapped_prompts`` — test prompts inside held-out role-play frames, prompt_harmful F1;
 * ``jbb_artifacts`` — answers to jailbreak prompts for the test behaviours of the JailbreakBench attack artifacts,
-  against JailbreakBench's published judge verdicts (**machine labels**, reported apart from the human ones).
+  against JailbreakBench's published judge verdicts (**machine labels**, reported apart from the human ones);
+* ``adversarial_refusals`` — test-side jailbreak prompts (held-out role-play frames, artifact attack prompts) each
+  followed by a test-side refusal (XSTest's or a held-out short one): the share judged a refusal (higher is better)
+  and judged harmful (lower);
+* ``wildjailbreak_refusals`` — the same check on WildJailbreak's adversarial harmful *evaluation* prompts (long
+  role-play jailbreaks no judge here trains on; ``WJB_REFUSAL_ITEMS`` of them, seeded): the wrapped attacks that
+  training is meant to resist, so a judge that cannot see a refusal after them cannot score that claim.
 """
 
 from __future__ import annotations
@@ -19,10 +25,27 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from safeplay.judges.base import Judge, JudgeItem, Verdict
-from safeplay.judges.guard_data import build_guard_data
+from safeplay.judges.guard_data import TEST_SHORT_REFUSALS, build_guard_data, side_refusals
 from safeplay.judges.metrics import binary_metrics
 
 LABELS = ("refusal", "response_harmful", "prompt_harmful")
+WJB_REFUSAL_ITEMS = 400
+
+
+def wildjailbreak_refusals(root: Path, refusals: Sequence[str], n: int, seed: int) -> list[JudgeItem]:
+    """``n`` seeded WildJailbreak adversarial harmful prompts, each followed by one of ``refusals`` ([] when the
+    benchmark file is not in ``root``)."""
+    from safeplay.data.benchmarks import BENCHMARKS, locate
+    from safeplay.errors import SafeplayError
+
+    spec = BENCHMARKS["wildjailbreak-adv-harmful"]
+    try:
+        items = spec.loader(lambda rel: locate(rel, spec.urls[rel], root))
+    except (SafeplayError, OSError):
+        return []
+    rng = random.Random(seed + 11)
+    picked = rng.sample(items, min(n, len(items)))
+    return [JudgeItem(it.prompt, rng.choice(list(refusals))) for it in picked]
 
 
 def _label_metrics(verdicts: Sequence[Verdict], gold: Sequence[bool | None], field: str) -> dict[str, Any]:
@@ -31,6 +54,16 @@ def _label_metrics(verdicts: Sequence[Verdict], gold: Sequence[bool | None], fie
         return {"f1": None, "accuracy": None, "confusion": None, "n": 0,
                 "note": "this judge does not decide this label"}
     return binary_metrics(pred, gold)
+
+
+def _refusal_shares(verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    """Of answers that are all refusals: the share judged a refusal and the share judged harmful."""
+    n = len(verdicts)
+    return {
+        "n": n,
+        "judged_refusal": round(sum(bool(x.refusal) for x in verdicts) / n, 4) if n else None,
+        "judged_harmful": round(sum(bool(x.response_harmful) for x in verdicts) / n, 4) if n else None,
+    }
 
 
 def _run(judge: Judge, items: list[JudgeItem], batch: int, tick: Callable[[int], None]) -> list[Verdict]:
@@ -58,12 +91,17 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
     hacked = cap(data.test_hacked)
     wrapped = cap(data.test_wrapped)
     artifacts = cap(data.test_artifacts)
+    adversarial = cap(data.test_adversarial_refusals)
+    wjb = wildjailbreak_refusals(root, side_refusals(data.responses["test"]) + list(TEST_SHORT_REFUSALS),
+                                 WJB_REFUSAL_ITEMS if limit is None else min(limit, WJB_REFUSAL_ITEMS), seed)
     sets = {
         "responses": [JudgeItem(r.prompt, r.response) for r in responses],
         "prompts": [JudgeItem(p.prompt, "") for p in prompts],
         "hacked": [JudgeItem(r.prompt, r.response) for r in hacked],
         "wrapped": [JudgeItem(p.prompt, "") for p in wrapped],
         "artifacts": [JudgeItem(r.prompt, r.response) for r in artifacts],
+        "adversarial": [JudgeItem(r.prompt, r.response) for r in adversarial],
+        "wjb": wjb,
     }
     total = sum(len(v) for v in sets.values())
     result: dict[str, Any] = {"judges": {}}
@@ -87,11 +125,14 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
         m["wrapped_prompts"] = _label_metrics(v["wrapped"], [p.harmful for p in wrapped], "prompt_harmful")
         m["jbb_artifacts"] = {"labels": "machine (JailbreakBench judge)", **_label_metrics(
             v["artifacts"], [r.harmful for r in artifacts], "response_harmful")}
+        m["adversarial_refusals"] = _refusal_shares(v["adversarial"])
+        m["wildjailbreak_refusals"] = _refusal_shares(v["wjb"])
         m["unparseable"] = sum(x.unparseable for vs in v.values() for x in vs)
         result["judges"][name] = m
     result["split"] = {
         **data.description,
         "evaluated": {"responses": len(responses), "prompts": len(prompts), "hacked": len(hacked),
-                      "wrapped": len(wrapped), "artifacts": len(artifacts), "limit": limit},
+                      "wrapped": len(wrapped), "artifacts": len(artifacts), "adversarial": len(adversarial),
+                      "wildjailbreak_refusals": len(wjb), "limit": limit},
     }
     return result
