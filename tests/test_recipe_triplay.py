@@ -392,6 +392,20 @@ def test_evaluator_warm_start_data_is_balanced_and_disjoint_from_heldout(data_di
     assert not any(r in t and p in t for p, r in held for t in texts)
 
 
+def test_warm_start_teaches_the_evaluator_label_words(data_dir, tmp_path):
+    from safeplay.engine.warm_start import make_warm_start
+
+    cfg = make_cfg(**{"warm_start.enabled": "true", "warm_start.defender": "false", "warm_start.attacker": "false",
+                      "warm_start.evaluator_examples": 6, "warm_start.epochs": 1})
+    tr = make_trainer(tmp_path, cfg)
+    before = {r: role_weights(tr, r) for r in TriPlay.roles}
+    stats = make_warm_start(cfg, FakeJudge(), SEEDS)(tr.policies, tr.run)
+    assert stats["evaluator_examples"] == 6.0 and "sft_loss_last/evaluator" in stats
+    after = {r: role_weights(tr, r) for r in TriPlay.roles}
+    assert changed(before["evaluator"], after["evaluator"])
+    assert not changed(before["defender"], after["defender"]) and not changed(before["attacker"], after["attacker"])
+
+
 def test_expert_panels_split_safety_and_utility(tmp_path):
     cfg = make_cfg(**{"triplay.experts": "[fake,'|',fake,keyword]"})
     recipe = make_trainer(tmp_path, cfg).recipe

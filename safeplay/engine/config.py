@@ -100,6 +100,9 @@ class WarmStartConfig:
     """Refusal candidates sampled per harmful prompt under the safety system prompt (kept if judged safe)."""
     attacker_pairs: int = 160
     """Attacker SFT pairs (plain request → jailbreak)."""
+    evaluator_examples: int = 0
+    """Evaluator SFT examples (TriPlay): (3-class prompt, label word) pairs from the train side of the human-labelled
+    XSTest completions, classes balanced; the held-out evaluator set is on the other side. 0 = none."""
     epochs: int = 2
     """Passes over the SFT data."""
     lr: float = 2e-4

@@ -16,6 +16,9 @@ signal) and its untrained rewrites are incoherent. So, before RL:
   not later be scored on JailbreakBench itself) plus seeds wrapped by the project's templates, for harmful and
   benign seeds.
 
+- **Evaluator** (TriPlay, ``evaluator_examples > 0``): the 3-class prompt → the human label word, from the train
+  side of the human-labelled XSTest completions (the held-out evaluator set is on the test side).
+
 The stage is logged as a ``warm_start`` metrics row; the trainer evaluates right after it and checkpoints
 (step 0), so a killed run resumes after the warm start. A run killed *during* it redoes it (a few minutes).
 The defender's SFT examples are also written to ``<run>/warm_start_sft.jsonl`` (token ids): with
@@ -176,6 +179,20 @@ def attacker_data(cfg: TrainConfig, policies, seeds, rng: random.Random, exclude
     return samples, {"attacker_examples": float(len(samples)), "attacker_pair_pool": float(n_pair)}
 
 
+def evaluator_data(cfg: TrainConfig, policies) -> tuple[list[RoleSample], dict]:
+    """(3-class prompt → label word) examples for the evaluator role (``recipes.triplay.evaluator_sft_examples``)."""
+    from safeplay.paths import data_dir
+    from safeplay.recipes.triplay import evaluator_sft_examples
+
+    root = data_dir()
+    if root is None:
+        log.warning("warm start: no data directory, so no evaluator examples (human labels are needed)")
+        return [], {"evaluator_examples": 0.0}
+    pairs = evaluator_sft_examples(root, cfg.warm_start.evaluator_examples, seed=cfg.seed)
+    samples = [_encode(policies, prompt, label, "evaluator") for prompt, label in pairs]
+    return samples, {"evaluator_examples": float(len(samples))}
+
+
 def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Random) -> dict[str, float]:
     """Plain SFT of each sample's role on its target tokens (per policy: one optimiser)."""
     ws = cfg.warm_start
@@ -261,6 +278,10 @@ def make_warm_start(cfg: TrainConfig, judge, seeds):
             exclude = eval_prompt_texts(root, cfg.eval.benchmarks) if root is not None else []
             a, s = attacker_data(cfg, policies, seeds, rng, exclude)
             samples += a
+            stats.update(s)
+        if cfg.warm_start.evaluator_examples > 0 and "evaluator" in policies.roles:
+            e, s = evaluator_data(cfg, policies)
+            samples += e
             stats.update(s)
         stats["time/data_seconds"] = time.time() - t0
         save_sft_samples(Path(run_dir.root) / SFT_FILE, [s for s in samples if s.role == "defender"])

@@ -98,13 +98,17 @@ def _human_labelled(root: Path, split: str) -> dict[str, list[tuple[str, str, La
     Labels: a (partial or full) refusal → ``refusal``; an answer judged harmful (XSTest: full compliance with an
     unsafe contrast prompt; JailbreakBench: the human majority) → ``unsafe``; a safe non-refusal → ``helpful``;
     items whose harm or refusal is unlabelled (e.g. partial refusals of unsafe prompts) are left out, and so are
-    the keyword-hacked augmentations.
+    the keyword-hacked augmentations and every machine-labelled or constructed item (attack artifacts, refusal
+    swaps).
     """
     from safeplay.judges.guard_data import build_guard_data
+    from safeplay.judges.guard_train import HUMAN_SOURCES
 
     data = build_guard_data(root, seed=0)  # the split guard-mini was trained against: its test side is unseen
     by_label: dict[str, list[tuple[str, str, Label]]] = {lab: [] for lab in LABELS}
     for ex in data.responses[split]:
+        if ex.source not in HUMAN_SOURCES:
+            continue  # machine-labelled artifacts and constructed refusal swaps
         if ex.hacked or ex.harmful is None or (ex.refusal is None and not ex.harmful):
             continue
         label: Label = "unsafe" if ex.harmful else "refusal" if ex.refusal else "helpful"
