@@ -10,6 +10,7 @@ import pytest
 
 from safeplay.cli import main
 
+from safeplay.judges.base import Verdict, label_from
 from test_eval_runner import FakeGenerator, FakeJudge  # noqa: E402 (tests/ is on sys.path under pytest)
 
 
@@ -62,6 +63,34 @@ def test_eval_model(fakes, tmp_path, data_dir):
     assert set(results["benchmarks"]) == {"harmbench", "xstest-safe"}
     assert results["judge"] == "fake-judge" and results["limit"] == 5 and results["max_new_tokens"] == 8
     assert sum(1 for _ in (out / "generations.jsonl").open()) == 10
+
+
+class RefusingJudge(FakeJudge):
+    name = "refuser"
+
+    def judge(self, items):
+        return [Verdict(True, True, False, label_from(True, False), judge=self.name) for _ in items]
+
+
+def test_rejudge_scores_stored_answers_with_another_judge(fakes, tmp_path, data_dir, monkeypatch):
+    src = tmp_path / "ev"
+    assert main(["eval", "--benchmarks", "harmbench,xstest-safe", "--limit", "5", "--out", str(src)]) == 0
+    before = json.loads((src / "results.json").read_text())
+    registry = sys.modules["safeplay.judges.registry"]
+    monkeypatch.setattr(registry, "build_judge", lambda name, **kw: RefusingJudge())
+    out = tmp_path / "again"
+    assert main(["eval", "--rejudge", str(src), "--judge", "refuser", "--out", str(out)]) == 0
+    assert fakes == [None]  # nothing was loaded or generated again
+    after = json.loads((out / "results.json").read_text())
+    assert after["judge"] == "refuser" and after["rejudged_from"] == str(src)
+    assert after["benchmarks"]["harmbench"]["refusal_rate"] == 1.0 and after["benchmarks"]["harmbench"]["n"] == 5
+    assert before["benchmarks"]["harmbench"]["refusal_rate"] < 1.0
+    old_rows = [json.loads(x) for x in (src / "generations.jsonl").open()]
+    new_rows = [json.loads(x) for x in (out / "generations.jsonl").open()]
+    assert [r["answer"] for r in new_rows] == [r["answer"] for r in old_rows]
+    assert all(r["verdict"]["judge"] == "refuser" for r in new_rows)
+    # Not an evaluation folder: a clear error.
+    assert main(["eval", "--rejudge", str(tmp_path / "nothing"), "--judge", "refuser"]) == 2
 
 
 def test_eval_compare_writes_comparison(fakes, tmp_path, data_dir):

@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--model", default=None, metavar="SPEC",
                      help="model to evaluate: a Hugging Face directory or hub id (default: the bundled model)")
     src.add_argument("--run", default=None, metavar="DIR", help="a training run folder: evaluate its defender")
+    src.add_argument("--rejudge", default=None, metavar="DIR",
+                     help="an earlier evaluation folder: judge its stored answers again with --judge (no generation)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step of --run (default: the latest)")
     p.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS, help=f"comma-separated (default: {DEFAULT_BENCHMARKS})")
     p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini)")
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     from safeplay.data.benchmarks import get_spec
     from safeplay.judges.registry import build_judge
 
+    if args.rejudge is not None:
+        return _rejudge(args, build_judge(args.judge))
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     for name in benchmarks:
         get_spec(name)
@@ -166,6 +170,19 @@ def run(args: argparse.Namespace) -> int:
         (out / "comparison.json").write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
     _print_table(arms)
+    print(f"wrote {out}")
+    return 0
+
+
+def _rejudge(args: argparse.Namespace, judge: Any) -> int:
+    from safeplay.eval.runner import rejudge
+
+    if args.compare or args.step is not None:
+        raise SafeplayError("--rejudge takes no --compare or --step")
+    source = Path(args.rejudge)
+    out = Path(args.out) if args.out else source.parent / f"{source.name}-{judge.name}"
+    report = rejudge(source, judge, out_dir=out)
+    _print_table({f"{source.name} ({judge.name})": report["benchmarks"]})
     print(f"wrote {out}")
     return 0
 

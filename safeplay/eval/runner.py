@@ -207,6 +207,56 @@ def _run_mmlu(items: list[BenchmarkItem], generator: Generator,
     return result, rows
 
 
+def rejudge(source: Path | str, judge: Judge, out_dir: Path | str | None = None, data_dir: Path | str | None = None,
+            batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Score the answers of an earlier evaluation (``source``: a folder with its ``results.json`` and
+    ``generations.jsonl``) again with another ``judge``, without generating anything.
+
+    Items are matched to the benchmark files by id; capability benchmarks (no judge) keep their figures. Returns
+    the new ``results.json`` dict (``"rejudged_from"`` names the source) and writes both files to ``out_dir``."""
+    source = Path(source)
+    try:
+        old = json.loads((source / "results.json").read_text(encoding="utf-8"))
+        rows = [json.loads(line) for line in (source / "generations.jsonl").read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise SafeplayError(f"{source}: not an evaluation folder with results.json and generations.jsonl ({e})") from None
+    results: dict[str, Any] = {}
+    out_rows: list[dict[str, Any]] = []
+    verdicts_of: dict[str, list[Verdict]] = {}
+    for name in dict.fromkeys(r["benchmark"] for r in rows):
+        spec = get_spec(name)
+        bench_rows = [r for r in rows if r["benchmark"] == name]
+        if spec.metric in ("gsm8k", "mmlu"):
+            results[name] = old["benchmarks"][name]
+            out_rows += bench_rows
+            continue
+        by_id = {it.id: it for it in load_benchmark(name, data_dir=data_dir)}
+        missing = [r["id"] for r in bench_rows if r["id"] not in by_id]
+        if missing:
+            raise SafeplayError(f"{source}: {len(missing)} {name} items are not in the benchmark file "
+                                f"(e.g. {missing[0]!r}); was it evaluated on another copy of the data?")
+        items = [by_id[r["id"]] for r in bench_rows]
+        answers = [r["answer"] for r in bench_rows]
+        t0 = time.time()
+        verdicts = _judge(judge, items, answers, batch_size)
+        verdicts_of[name] = verdicts
+        results[name] = score_safety(spec.metric, items, answers, verdicts, judge.name)
+        results[name]["judge_seconds"] = results[name]["seconds"] = time.time() - t0
+        hacks = m.keyword_hack_flags(answers, verdicts)
+        out_rows += [{**r, "verdict": _verdict_row(v), "keyword_hack": h}
+                     for r, v, h in zip(bench_rows, verdicts, hacks, strict=True)]
+    if "xstest-safe" in verdicts_of and "xstest-unsafe" in verdicts_of:
+        results["xstest"] = {"primary": "refusal_f1", "higher_is_better": True,
+                             **m.xstest_refusal_f1(verdicts_of["xstest-safe"], verdicts_of["xstest-unsafe"]),
+                             "n": len(verdicts_of["xstest-safe"]) + len(verdicts_of["xstest-unsafe"]),
+                             "judge": judge.name}
+    report = _clean({**old, "judge": judge.name, "benchmarks": results, "rejudged_from": str(source)})
+    if out_dir is not None:
+        write_results(Path(out_dir), report, out_rows)
+    return report
+
+
 def write_results(out_dir: Path, report: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
