@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from safeplay.judges.base import JudgeItem
-from safeplay.judges.guard_data import TEST_OPENERS, TEST_WRAPPERS, TRAIN_OPENERS, TRAIN_WRAPPERS, build_guard_data
+from safeplay.judges.guard_data import (
+    TEST_OPENERS,
+    TEST_SHORT_REFUSALS,
+    TEST_WRAPPERS,
+    TRAIN_OPENERS,
+    TRAIN_SHORT_REFUSALS,
+    TRAIN_WRAPPERS,
+    build_guard_data,
+)
 from safeplay.judges.guard_features import Encoder
 from safeplay.judges.guard_mini import META, WEIGHTS, GuardMini, recentre, ssp_score
 
@@ -82,6 +90,14 @@ def test_split_keeps_groups_on_one_side(data_dir):
     assert not test_goals & {r.group for s in ("train", "dev") for r in data.responses[s]}
     swaps = [r for r in data.responses["train"] if r.source == "refusal-swap"]
     assert all(r.refusal is True and r.harmful is False for r in swaps)
+    adversarial = [r for r in data.responses["train"] if r.source == "refusal-swap-adversarial"]
+    assert adversarial and all(r.refusal is True and r.harmful is False for r in adversarial)
+    assert any(r.response in TRAIN_SHORT_REFUSALS for r in adversarial)
+    # The held-out adversarial refusals use test-side prompts and refusals only (and the held-out short phrases).
+    test_side = {r.prompt for r in data.test_artifacts} | {p.prompt for p in data.test_wrapped}
+    assert data.test_adversarial_refusals and all(r.prompt in test_side for r in data.test_adversarial_refusals)
+    assert not {r.response for r in data.test_adversarial_refusals} & set(TRAIN_SHORT_REFUSALS)
+    assert set(TRAIN_SHORT_REFUSALS).isdisjoint(TEST_SHORT_REFUSALS)
     assert not any(r.hacked for r in data.responses["test"])
     assert set(TRAIN_OPENERS).isdisjoint(TEST_OPENERS) and set(TRAIN_WRAPPERS).isdisjoint(TEST_WRAPPERS)
     assert all(r.response.startswith(TEST_OPENERS) and r.refusal is False for r in data.test_hacked)
