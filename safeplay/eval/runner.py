@@ -94,6 +94,15 @@ def _judge(judge: Judge, items: Sequence[BenchmarkItem], answers: Sequence[str],
     return verdicts
 
 
+def _xstest_f1(verdicts_of: dict[str, list[Verdict]], judge_name: str) -> dict[str, Any]:
+    """``{"xstest": refusal F1 figures}`` when both XSTest halves were judged, else ``{}``."""
+    if "xstest-safe" not in verdicts_of or "xstest-unsafe" not in verdicts_of:
+        return {}
+    safe, unsafe = verdicts_of["xstest-safe"], verdicts_of["xstest-unsafe"]
+    return {"xstest": {"primary": "refusal_f1", "higher_is_better": True, **m.xstest_refusal_f1(safe, unsafe),
+                       "n": len(safe) + len(unsafe), "judge": judge_name}}
+
+
 def _clean(value: Any) -> Any:
     """NaN → None so results.json stays strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -163,11 +172,7 @@ def evaluate(
         results[spec.name]["seconds"] = time.time() - t0
         rows.extend({"benchmark": spec.name, **r} for r in new_rows)
 
-    if "xstest-safe" in verdicts_of and "xstest-unsafe" in verdicts_of:
-        results["xstest"] = {"primary": "refusal_f1", "higher_is_better": True,
-                             **m.xstest_refusal_f1(verdicts_of["xstest-safe"], verdicts_of["xstest-unsafe"]),
-                             "n": len(verdicts_of["xstest-safe"]) + len(verdicts_of["xstest-unsafe"]),
-                             "judge": judge.name}
+    results.update(_xstest_f1(verdicts_of, judge.name))
 
     report = _clean({
         "model": model_id or getattr(generator, "model_id", None) or type(generator).__name__,
@@ -246,11 +251,7 @@ def rejudge(source: Path | str, judge: Judge, out_dir: Path | str | None = None,
         hacks = m.keyword_hack_flags(answers, verdicts)
         out_rows += [{**r, "verdict": _verdict_row(v), "keyword_hack": h}
                      for r, v, h in zip(bench_rows, verdicts, hacks, strict=True)]
-    if "xstest-safe" in verdicts_of and "xstest-unsafe" in verdicts_of:
-        results["xstest"] = {"primary": "refusal_f1", "higher_is_better": True,
-                             **m.xstest_refusal_f1(verdicts_of["xstest-safe"], verdicts_of["xstest-unsafe"]),
-                             "n": len(verdicts_of["xstest-safe"]) + len(verdicts_of["xstest-unsafe"]),
-                             "judge": judge.name}
+    results.update(_xstest_f1(verdicts_of, judge.name))
     report = _clean({**old, "judge": judge.name, "benchmarks": results, "rejudged_from": str(source)})
     if out_dir is not None:
         write_results(Path(out_dir), report, out_rows)
