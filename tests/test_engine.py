@@ -193,18 +193,18 @@ def test_verbatim_prompt_label_source(tmp_path, source):
 def test_warm_start_benign_prompts_take_the_hard_share():
     import random
 
-    from safeplay.engine.warm_start import benign_prompts
+    from safeplay.engine.warm_start import benign_sample
 
     seeds = [SeedPrompt(f"hard {i}", False, "or_hard", f"h{i}") for i in range(10)]
     seeds += [SeedPrompt(f"plain {i}", False, "alpaca_train", f"p{i}") for i in range(10)]
     seeds += [SeedPrompt(f"bad {i}", True, "advbench", f"b{i}") for i in range(10)]
-    got = benign_prompts(seeds, 8, 0.25, random.Random(0))
+    got = benign_sample(seeds, 8, 0.25, random.Random(0))
     assert len(got) == 8 and sum(t.startswith("hard") for t in got) == 2 and not any(t.startswith("bad") for t in got)
-    assert benign_prompts(seeds, 8, 0.25, random.Random(0)) == got
+    assert benign_sample(seeds, 8, 0.25, random.Random(0)) == got
     # Fewer hard prompts than asked for: all of them, the rest plain.
-    got = benign_prompts(seeds, 16, 0.9, random.Random(1))
+    got = benign_sample(seeds, 16, 0.9, random.Random(1))
     assert sum(t.startswith("hard") for t in got) == 10 and len(got) == 16
-    assert sum(t.startswith("hard") for t in benign_prompts(seeds, 8, 0.0, random.Random(0))) == 0
+    assert sum(t.startswith("hard") for t in benign_sample(seeds, 8, 0.0, random.Random(0))) == 0
 
 
 @pytest.mark.parametrize("steps", [0, 2])

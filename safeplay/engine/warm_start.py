@@ -84,7 +84,7 @@ def _judge(judge, prompts: Sequence[str], answers: Sequence[str]):
     return judge.judge([JudgeItem(prompt=p, response=a) for p, a in zip(prompts, answers)])
 
 
-def benign_prompts(seeds, n: int, hard_share: float, rng: random.Random) -> list[str]:
+def benign_sample(seeds, n: int, hard_share: float, rng: random.Random) -> list[str]:
     """``n`` benign seed texts, ``hard_share`` of them from the seemingly-harmful sources when there are any."""
     hard = [s.text for s in seeds if not s.harmful and s.source in HARD_BENIGN_SOURCES]
     plain = [s.text for s in seeds if not s.harmful and s.source not in HARD_BENIGN_SOURCES]
@@ -101,7 +101,7 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
     harmful = [s.text for s in seeds if s.harmful]
     rng.shuffle(harmful)
     harmful = harmful[: ws.harmful_prompts]
-    benign = benign_prompts(seeds, ws.benign_prompts, ws.hard_benign_share, rng)
+    benign = benign_sample(seeds, ws.benign_prompts, ws.hard_benign_share, rng)
     stats: dict[str, float] = {}
     refusals: dict[str, str] = {}
     if ws.refusal_file:

@@ -35,12 +35,11 @@ WJB_REFUSAL_ITEMS = 400
 def wildjailbreak_refusals(root: Path, refusals: Sequence[str], n: int, seed: int) -> list[JudgeItem]:
     """``n`` seeded WildJailbreak adversarial harmful prompts, each followed by one of ``refusals`` ([] when the
     benchmark file is not in ``root``)."""
-    from safeplay.data.benchmarks import BENCHMARKS, locate
+    from safeplay.data.benchmarks import load_benchmark
     from safeplay.errors import SafeplayError
 
-    spec = BENCHMARKS["wildjailbreak-adv-harmful"]
     try:
-        items = spec.loader(lambda rel: locate(rel, spec.urls[rel], root))
+        items = load_benchmark("wildjailbreak-adv-harmful", data_dir=root)
     except (SafeplayError, OSError):
         return []
     rng = random.Random(seed + 11)

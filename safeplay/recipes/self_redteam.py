@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from safeplay.game.rollout import judge_games, play_attacks, play_defenses
 from safeplay.recipes.base import Recipe, StepResult, sample_from, step_seed
-from safeplay.rewards.self_redteam import GameOutcome, attacker_reward, defender_reward, reward_table
+from safeplay.rewards.self_redteam import GameOutcome, attacker_reward, defender_reward, faithful, reward_table
 
 
 def outcome_of(game, cot: bool, verbatim_label: str = "judge") -> GameOutcome:
@@ -37,7 +37,7 @@ def outcome_of(game, cot: bool, verbatim_label: str = "judge") -> GameOutcome:
 
 def unfaithful(o: GameOutcome) -> bool:
     """An attacked game whose prompt the judge puts in the other class than the seed (q ≠ s)."""
-    return o.attacked and o.prompt_harmful is not None and o.prompt_harmful != o.seed_harmful
+    return o.attacked and o.prompt_harmful is not None and not faithful(o)
 
 
 class SelfRedTeam(Recipe):

@@ -44,6 +44,7 @@ from statistics import mean
 from typing import Any, Sequence
 
 import torch
+
 from safeplay.config import check
 from safeplay.errors import SafeplayError
 from safeplay.game.cot import parse_cot
@@ -319,13 +320,14 @@ class TriPlay(Recipe):
             gen = torch.Generator().manual_seed(seed)
             picks = torch.multinomial(torch.softmax(lp / temperature, dim=-1), 1, generator=gen).squeeze(-1)
         tok = policies.tokenizer
+        label_ids = [tok(lab, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for lab in LABELS]
         out = []
         for k, i in enumerate(picks.tolist()):
-            ids = tok(LABELS[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            ids = label_ids[i]
             out.append(Completion(
                 text=LABELS[i],
                 prompt_ids=tok(policies.render(prompts[k]), add_special_tokens=False)["input_ids"],
-                token_ids=ids,
+                token_ids=list(ids),
                 logprobs=[float(lp[k, i])] + [0.0] * (len(ids) - 1),
                 finish_reason="eos",
             ))

@@ -147,13 +147,17 @@ def attacker_interaction(o: GameOutcome, table: RewardTable) -> float:
     return _pick(table.attacker_refusal, attacker_wins_refusal) + _pick(table.attacker_harm, o.response_harmful)
 
 
+def faithful(o: GameOutcome) -> bool:
+    """The judge puts the prompt the defender saw in its seed's class (q = s)."""
+    return o.prompt_harmful == o.seed_harmful
+
+
 def attacker_reward(o: GameOutcome, table: RewardTable = GENERAL_SUM) -> float | None:
     """The attacker's scalar reward, or ``None`` to drop (vanilla game, tie or unparseable judge output)."""
     if not o.attacked or o.unparseable or o.tie:
         return None
-    faithful = o.prompt_harmful == o.seed_harmful
     return (
-        _pick(table.attacker_faithfulness, faithful)
+        _pick(table.attacker_faithfulness, faithful(o))
         + attacker_interaction(o, table)
         + _format_term(o.attacker_format_ok, table)
     )
