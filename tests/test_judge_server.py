@@ -210,5 +210,9 @@ def test_serve_command_serves_until_stopped():
         assert status == 200 and body["verdicts"][0]["refusal"] is True
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
-    assert proc.returncode == 130  # the CLI's answer to an interrupt
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("judge serve did not stop within 20 s of SIGINT: " + proc.communicate()[1][-2000:])
+    assert proc.returncode == 130, proc.stderr.read()  # the CLI's answer to an interrupt

@@ -177,10 +177,20 @@ class JudgeServer:
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        """Serve until interrupted (Ctrl-C / SIGINT raises ``KeyboardInterrupt`` here).
+
+        The serving loop runs in its own thread and this one only waits for it: an interrupt then always lands
+        in a plain wait, never half-way into the loop's start, so ``close()`` can stop the loop cleanly."""
+        self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.5)
 
     def close(self) -> None:
-        self.httpd.shutdown()
+        if self._thread is not None:
+            # Only a started loop can answer shutdown(); asked before a loop ever ran, it would wait forever.
+            self.httpd.shutdown()
+            self._thread.join(timeout=5)
         self.httpd.server_close()
         self.batcher.close()
 
