@@ -57,19 +57,26 @@ def run(args: argparse.Namespace) -> int:
     columns = [
         ("harmbench", "refusal_rate"), ("xstest-safe", "refusal_rate"),
         ("wildjailbreak-adv-harmful", "refusal_rate"), ("wildjailbreak-adv-benign", "refusal_rate"),
-        ("harmbench", "keyword_hack_rate"), ("harmbench", "asr"),
+        ("wildjailbreak-adv-harmful", "keyword_hack_rate"), ("harmbench", "asr"),
     ]
     for bench, metric in columns:
         table.add_column(f"{bench}\n{metric}")
     table.add_column("wall min")
-    for arm, benches_ in result["arms"].items():
-        cells = []
+
+    def cells(benches_: dict) -> list[str]:
+        out = []
         for bench, metric in columns:
             entry = benches_.get(bench, {})
             v, s = entry.get(metric), entry.get(f"{metric}_std")
-            cells.append("—" if v is None else (f"{v:.2f} ± {s:.2f}" if len(seeds) > 1 else f"{v:.2f}"))
+            out.append("—" if v is None else (f"{v:.2f} ± {s:.2f}" if len(seeds) > 1 else f"{v:.2f}"))
+        return out
+
+    if "warm_start" in result:
+        minutes = result["warm_start_minutes"]
+        table.add_row("(after the shared warm start)", *cells(result["warm_start"]), f"{sum(minutes) / len(minutes):.1f}")
+    for arm, benches_ in result["arms"].items():
         wall = result["wall_minutes"][arm]
-        table.add_row(arm, *cells, f"{sum(wall) / len(wall):.1f}")
+        table.add_row(arm, *cells(benches_), f"{sum(wall) / len(wall):.1f}")
     Console().print(table)
     if not args.no_report:
         try:
