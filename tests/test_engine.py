@@ -271,3 +271,25 @@ def test_aux_sft_without_a_warm_start_is_a_config_error():
 
     with pytest.raises(ConfigError, match="rl.aux_sft_coef"):
         make_cfg(**{"rl.aux_sft_coef": 1.0})
+
+
+@pytest.mark.parametrize("reference", ["initial", "base"])
+def test_kl_reference_after_a_warm_start(tmp_path, reference):
+    """``initial``: RL's KL is measured to the warm-started weights (zero at the first update); ``base``: to the
+    untrained base, which the warm start moved away from."""
+    from safeplay.engine.warm_start import make_warm_start
+
+    cfg = make_cfg(**{
+        "warm_start.enabled": "true", "warm_start.harmful_prompts": 3, "warm_start.benign_prompts": 3,
+        "warm_start.attacker_pairs": 2, "warm_start.distill_samples": 1, "warm_start.epochs": 2,
+        "warm_start.max_new_tokens": 6, "warm_start.lr": 0.01, "steps": 1, "rl.kl_reference": reference,
+        "game.cot": "false",
+    })
+    tr = make_trainer(tmp_path, cfg)
+    tr.c.warm_start_fn = make_warm_start(cfg, FakeJudge(), SEEDS)
+    tr.fit()
+    row = [r for r in tr.run.metrics.rows() if r["kind"] == "train"][0]
+    kl = row["update/player/defender/kl"]
+    assert (abs(kl) < 1e-4) if reference == "initial" else (abs(kl) > 1e-3)  # k1 per sample can be negative
+    saved = tmp_path / "run" / "checkpoints" / "step_1" / "reference"
+    assert saved.is_dir() == (reference == "initial")

@@ -79,6 +79,57 @@ def test_reference_ignores_training(mode):
     assert [c.token_ids for c in pol.base_generator().generate(PROMPTS, GREEDY)] == base0
 
 
+@pytest.mark.parametrize("mode", ["lora", "separate", "full"])
+def test_frozen_reference_is_the_snapshot_per_policy(tmp_path, mode):
+    share = SHARED if mode == "full" else {}
+    roles = ("attacker", "defender")
+    pol = make(mode, share, roles=roles)
+    ids, mask = batch(pol.tokenizer)
+    base = pol.ref_token_logprobs(ids, mask)
+    perturb(pol, "defender", scale=0.3)
+    if mode != "full":
+        perturb(pol, "attacker", scale=0.1)
+    warm = {r: lps(pol, r, ids, mask) for r in roles}
+    pol.freeze_reference()
+    for r in roles:  # the reference is now each policy's own weights at the snapshot
+        assert torch.allclose(pol.ref_token_logprobs(ids, mask, role=r), warm[r], atol=1e-6)
+    assert torch.equal(pol.ref_token_logprobs(ids, mask), base)  # no role: the base, as before
+    perturb(pol, "defender", scale=0.2)  # training moves the policy, not its reference
+    assert torch.allclose(pol.ref_token_logprobs(ids, mask, role="defender"), warm["defender"], atol=1e-6)
+    assert not torch.allclose(lps(pol, "defender", ids, mask), warm["defender"])
+    # The snapshot is not trainable and not part of the role's weights.
+    names = {id(p) for p in pol.trainable_parameters("defender")}
+    assert set(pol.state_dict("defender")) == set(make(mode, share, roles=roles).state_dict("defender"))
+    for name in pol.frozen_reference_names():
+        assert not any(id(p) in names for p in pol._reference_state(name).values())
+        pol.save_reference(name, tmp_path / name)
+    fresh = make(mode, share, roles=roles)
+    for name in pol.frozen_reference_names():
+        fresh.load_reference(name, tmp_path / name)
+    for r in roles:
+        assert torch.allclose(fresh.ref_token_logprobs(ids, mask, role=r), warm[r], atol=1e-6)
+
+
+def test_reference_pass_between_forward_and_backward_keeps_the_gradient():
+    """The fused update differentiates a forward taken before the reference pass: the gradient must be the same."""
+    pol = make("lora", SHARED, roles=("attacker", "defender"))
+    perturb(pol, "defender", scale=0.1)
+    pol.freeze_reference()
+    ids, mask = batch(pol.tokenizer)
+    pol.train()
+    pol.token_logprobs("defender", ids, mask).sum().backward()
+    want = [p.grad.clone() for p in pol.trainable_parameters("defender")]
+    pol.model.zero_grad(set_to_none=True)
+    out = pol.token_logprobs("defender", ids, mask)
+    pol.ref_token_logprobs(ids, mask, role="defender")
+    out.sum().backward()
+    got = [p.grad for p in pol.trainable_parameters("defender")]
+    assert all(g is not None and torch.allclose(g, w) for g, w in zip(got, want))
+    ref_params = pol._reference_state("player").values()
+    assert all(p.grad is None and not p.requires_grad for p in ref_params)
+    pol.eval()
+
+
 def test_lora_gradients_reach_only_the_active_adapter():
     pol = make("lora")
     ids, mask = batch(pol.tokenizer)

@@ -1,6 +1,7 @@
 """Atomic checkpoints: a checkpoint folder is written under a temporary name and renamed when complete.
 
-A checkpoint holds each policy's trainable weights (safetensors, via ``RolePolicies.save_role``), each
+A checkpoint holds each policy's trainable weights (safetensors, via ``RolePolicies.save_role``), the frozen
+KL references taken after a warm start (``reference/<policy>/``), each
 optimiser and scheduler state (``torch.save`` of tensors and plain containers only, read back with
 ``weights_only=True`` — nothing is unpickled), RNG states and the trainer's own state (step, data cursors,
 recipe state such as replay pools) as JSON.
@@ -58,6 +59,8 @@ def save_checkpoint(
             continue
         saved_policies.add(name)
         policies.save_role(role, tmp / "roles" / role)
+    for name in policies.frozen_reference_names():
+        policies.save_reference(name, tmp / "reference" / name)
     optim = {name: u.state_dict() for name, u in updaters.items()}
     torch.save(optim, tmp / "optim.pt")
     state = {"step": step, "rng": rng_state(), "trainer": trainer_state}
@@ -116,6 +119,9 @@ def load_checkpoint(path: Path, policies, updaters: dict[str, Any]) -> dict[str,
             raise SafeplayError(f"checkpoint {path} has no weights for role {role!r}")
         policies.load_role(role, role_dir)
         restored.add(name)
+    if (path / "reference").is_dir():
+        for ref_dir in sorted(p for p in (path / "reference").iterdir() if p.is_dir()):
+            policies.load_reference(ref_dir.name, ref_dir)
     optim = torch.load(path / "optim.pt", weights_only=True)
     for name, u in updaters.items():
         if name in optim:

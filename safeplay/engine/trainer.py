@@ -215,6 +215,8 @@ class Trainer:
             metrics = self.c.warm_start_fn(self.policies, self.run)
             self.run.log_metrics({"step": 0, "kind": "warm_start", **metrics})
             self.warm_started = True
+            if cfg.rl.kl_reference == "initial" and cfg.rl.kl_beta > 0:
+                self.policies.freeze_reference()  # RL's KL anchor: the warm-started weights (saved in checkpoints)
             self.evaluate("after_warm_start")
             self.checkpoint()
         self.warm_started = True

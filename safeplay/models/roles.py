@@ -8,6 +8,12 @@ Three layouts behind one interface:
 * ``full`` — full-parameter training of one model shared by every role, plus a frozen reference copy.
 
 Roles mapped to the same policy name (``PolicyConfig.share``) share weights: updating one updates the other.
+
+**KL reference.** By default the KL reference of every policy is the base model (adapters off / the frozen copy).
+``freeze_reference()`` instead snapshots each policy's current weights as its own reference — the trainer calls
+it after a warm start, so that RL is anchored to the weights it starts from, as in RLHF's SFT reference, and
+not pulled back towards the untrained base (which, for a safety warm start, means pulled towards complying).
+With LoRA the snapshot is one more frozen adapter per policy (a few MB); with full copies it is one more model.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
 ROLES = ("attacker", "defender", "evaluator")
 MODES = ("lora", "separate", "full")
 WEIGHTS_FILE = "weights.safetensors"
+REFERENCE_ADAPTER = "__klref{}__"
+"""Names of the frozen reference adapters. peft selects an adapter's keys by substring, so a policy name must not
+occur inside one (checked in ``freeze_reference``)."""
 META_FILE = "policy.json"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -145,6 +154,8 @@ class RolePolicies:
                 "map every role to one name with policy.share or use mode=separate or lora"
             )
         self._active: str | None = None
+        self._frozen_ref: dict[str, object] = {}
+        """Policy name → its frozen KL reference (a LoRA adapter name, or a model copy); empty = the base."""
         if cfg.mode == "lora":
             self._init_lora(model, names)
         else:
@@ -165,6 +176,7 @@ class RolePolicies:
         )
         for p in model.parameters():
             p.requires_grad_(False)
+        self._lora_cfg = lora
         try:
             with warnings.catch_warnings():
                 # peft probes a deprecated transformers attribute; nothing for users to act on.
@@ -299,14 +311,96 @@ class RolePolicies:
 
         return token_logprobs(self._model_for(role), input_ids, attention_mask, start)
 
-    def ref_token_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """Same under the frozen reference policy, without gradients."""
+    def ref_token_logprobs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0, role: str | None = None
+    ) -> torch.Tensor:
+        """Same under the KL reference of ``role``'s policy (its frozen snapshot if one was taken, else the base),
+        without gradients."""
         import torch
 
         from safeplay.models.logprobs import token_logprobs
 
-        with torch.no_grad(), self._reference() as ref:
-            return token_logprobs(ref, input_ids, attention_mask, start)
+        frozen = self._frozen_ref.get(self.policy_name(role)) if role is not None else None
+        with torch.no_grad():
+            if frozen is None:
+                with self._reference() as ref:
+                    return token_logprobs(ref, input_ids, attention_mask, start)
+            if self.cfg.mode == "lora":
+                # set_adapter flips requires_grad: switch back so that a graph built before this call (the fused
+                # update pass) still sees its adapter trainable when it is differentiated.
+                active = self._active
+                self._use(frozen)
+                try:
+                    return token_logprobs(self.model, input_ids, attention_mask, start)
+                finally:
+                    if active is not None:
+                        self._use(active)
+            return token_logprobs(frozen, input_ids, attention_mask, start)
+
+    # ------------------------------------------------------------------ KL reference
+
+    def freeze_reference(self) -> None:
+        """Make each policy's current weights its KL reference from now on (see the module docstring)."""
+        import torch
+
+        for i, name in enumerate(self.policy_names()):
+            if self.cfg.mode == "lora":
+                ref = REFERENCE_ADAPTER.format(i)
+                clash = [n for n in self.policy_names() if n in ref]
+                if clash:
+                    raise SafeplayError(f"policy name {clash[0]!r} is reserved (it occurs in {ref!r}); rename it")
+                if ref not in self.model.peft_config:
+                    self.model.add_adapter(ref, self._lora_cfg)
+                own = {k: v for k, v in self.model.named_parameters() if "lora_" in k and f".{name}." in k}
+                with torch.no_grad():
+                    for k, p in self.model.named_parameters():
+                        if f".{ref}." in k:
+                            p.copy_(own[k.replace(f".{ref}.", f".{name}.")])
+                            p.requires_grad_(False)
+                self._frozen_ref[name] = ref
+                self._active = None  # add_adapter may have switched the active adapter
+            else:
+                m = copy.deepcopy(self.models[name])
+                for p in m.parameters():
+                    p.requires_grad_(False)
+                m.eval()
+                self._frozen_ref[name] = m
+
+    def frozen_reference_names(self) -> list[str]:
+        """Policies whose KL reference is a frozen snapshot (``freeze_reference``)."""
+        return list(self._frozen_ref)
+
+    def save_reference(self, name: str, directory: str | Path) -> None:
+        """Write the frozen reference of policy ``name`` (safetensors)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self._reference_state(name).items()}, str(directory / WEIGHTS_FILE),
+                  metadata={"format": "pt"})
+
+    def load_reference(self, name: str, directory: str | Path) -> None:
+        """Restore a frozen reference written by ``save_reference`` (creating the snapshot slot first)."""
+        import torch
+        from safetensors.torch import load_file
+
+        if name not in self.policy_names():
+            raise SafeplayError(f"{directory} holds a reference for unknown policy {name!r}")
+        if name not in self._frozen_ref:
+            self.freeze_reference()
+        sd = load_file(str(Path(directory) / WEIGHTS_FILE), device=str(self.device))
+        target = self._reference_state(name)
+        self._check_keys(f"{name} (reference)", set(target), set(sd))
+        with torch.no_grad():
+            for k, v in sd.items():
+                target[k].copy_(v.to(target[k].dtype))
+
+    def _reference_state(self, name: str) -> dict[str, torch.Tensor]:
+        """The frozen reference's tensors, keyed as the policy's own weights (live tensors, not copies)."""
+        ref = self._frozen_ref[name]
+        if self.cfg.mode == "lora":
+            return {k.replace(f".{ref}.", f".{name}."): p for k, p in self.model.named_parameters() if f".{ref}." in k}
+        return dict(ref.named_parameters())
 
     # ------------------------------------------------------------------ weights
 

@@ -35,6 +35,10 @@ class RLConfig:
     """KL estimator: k1 (Self-RedTeam, in reward), k2, or k3 (GRPO's KL loss)."""
     kl_in_reward: bool = True
     """True: −β·KL_t enters the per-token reward (REINFORCE++). False: β·KL is added to the loss (GRPO)."""
+    kl_reference: Literal["initial", "base"] = "initial"
+    """What the KL term measures distance to: ``initial`` = the weights RL starts from (after the warm start, when
+    one ran — the papers' reference is the model their RL starts from); ``base`` = the base model, adapters off.
+    Without a warm start the two are the same."""
     gamma: float = 1.0
     """Discount of the token-level return (1.0 in Self-RedTeam)."""
     reward_clip: float = 10.0
@@ -67,6 +71,7 @@ class RLConfig:
         check(self.minibatches >= 1, "minibatches", "must be >= 1")
         check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         check(self.fused_max_tokens >= 0, "fused_max_tokens", "must be >= 0")
+        check(self.kl_reference in ("initial", "base"), "kl_reference", f"{self.kl_reference!r} is not allowed; choose initial or base")
 
 
 @dataclass
@@ -157,7 +162,7 @@ class PolicyUpdater:
             logp = self._logprobs(role, batch, grad=grad)
             old = logp.detach()
             ref = (
-                self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start).float()
+                self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start, role=role).float()
                 if need_ref
                 else old
             )
