@@ -220,6 +220,10 @@ class Trainer:
             self.evaluate("after_warm_start")
             self.checkpoint()
         self.warm_started = True
+        if (self.step == 0 and self.c.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
+                and cfg.rl.kl_beta > 0 and not self.policies.frozen_reference_names()):
+            # Resumed at step 0 from a checkpoint written without a reference: these weights are RL's start.
+            self.policies.freeze_reference()
         self.executor.publish(self.policies)  # fresh, resumed or warm-started weights
         started = time.time() - self.elapsed
         while self.step < cfg.steps:

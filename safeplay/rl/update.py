@@ -209,7 +209,7 @@ class PolicyUpdater:
                 pad2 = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]))  # noqa: E731
                 m = torch.stack([pad2(r["mask"]) for r in role_rows])
                 kl = torch.stack([pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator)) for r in role_rows])
-                rewards_t = torch.tensor([r["sample"].reward for r in role_rows], dtype=torch.float32)
+                rewards_t = torch.tensor([r["sample"].reward for r in role_rows], dtype=torch.float32, device=kl.device)
                 beta = rl.kl_beta if rl.kl_in_reward else 0.0
                 returns = reinforce_pp_returns(rewards_t, kl, m, beta, rl.gamma, rl.reward_clip)
                 adv = whiten(returns, m) if len(role_rows) > 1 else returns
