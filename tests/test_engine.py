@@ -207,6 +207,21 @@ def test_warm_start_benign_prompts_take_the_hard_share():
     assert sum(t.startswith("hard") for t in benign_sample(seeds, 8, 0.0, random.Random(0))) == 0
 
 
+def test_warm_start_harmful_prompts_take_the_contextual_share():
+    import random
+
+    from safeplay.engine.warm_start import class_sample
+    from safeplay.data.seeds import CONTEXTUAL_SOURCES
+
+    seeds = [SeedPrompt(f"ctx {i}", True, "harmbench_val_contextual", f"c{i}") for i in range(3)]
+    seeds += [SeedPrompt(f"plain {i}", True, "advbench", f"p{i}") for i in range(20)]
+    seeds += [SeedPrompt(f"good {i}", False, "alpaca_train", f"g{i}") for i in range(10)]
+    got = class_sample(seeds, True, 10, CONTEXTUAL_SOURCES, 0.2, random.Random(0))
+    assert len(got) == 10 and sum(t.startswith("ctx") for t in got) == 2 and not any(t.startswith("good") for t in got)
+    got = class_sample(seeds, True, 10, CONTEXTUAL_SOURCES, 0.9, random.Random(0))
+    assert sum(t.startswith("ctx") for t in got) == 3  # all there are
+
+
 @pytest.mark.parametrize("steps", [0, 2])
 def test_end_evaluation_is_not_repeated_on_unchanged_weights(tmp_path, steps):
     calls = []

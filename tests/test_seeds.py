@@ -98,6 +98,12 @@ def test_builtin_set():
 def test_real_sources(data_dir):
     hb = read_source("harmbench_val", data_dir)
     assert 0 < len(hb) < 80  # standard behaviours only
+    ctx = read_source("harmbench_val_contextual", data_dir)
+    assert 0 < len(ctx) < 80 and not {s.text for s in ctx} & {s.text for s in hb}
+    # Laid out as the HarmBench evaluation lays out its contextual test items: the context, then the request.
+    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
+
+    assert all(HARMBENCH_CONTEXT_SEPARATOR in s.text and len(s.text.split(HARMBENCH_CONTEXT_SEPARATOR)[0]) > 100 for s in ctx)
     out = load_seeds(data_dir, harmful_sources=["wjb_harmful"], benign_sources=["wjb_benign"], seed=1)
     assert len(out) > 400 and {s.source for s in out} == {"wjb_harmful", "wjb_benign"}
     evals = [s.text for s in out[:25]]

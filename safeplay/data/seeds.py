@@ -2,22 +2,25 @@
 
 Seeds come from the training-side files of the data directory (read in their published layout, never copied):
 
-=================  =======================================================================  ========
-source name        file (column)                                                             class
-=================  =======================================================================  ========
-``wjb_harmful``    ``wildjailbreak_train_sample/valid_vanilla_harmful_256_data.jsonl`` (prompt)  harmful
-``advbench``       ``advbench/harmful_behaviors.csv`` (goal)                                 harmful
-``harmbench_val``  ``harmbench/harmbench_behaviors_text_val.csv`` (Behavior; standard only)  harmful
-``or_toxic``       ``or_bench/or_bench-toxic.csv`` (prompt)                                  harmful
-``wjb_benign``     ``wildjailbreak_train_sample/valid_vanilla_benign_256_data.jsonl`` (prompt)   benign
-``alpaca_train``   ``alpaca_instructions/harmless_train.json`` (instruction)                 benign
-``or_hard``        ``or_bench/or_bench-hard-1k.csv`` (prompt; seemingly toxic but safe)      benign
-``self_instruct``  ``self_instruct_seed/seed_tasks.jsonl`` (instruction)                     benign
-=================  =======================================================================  ========
+============================  ============================================================================  =======
+source name                   file (column)                                                                 class
+============================  ============================================================================  =======
+``wjb_harmful``               ``wildjailbreak_train_sample/valid_vanilla_harmful_256_data.jsonl`` (prompt)  harmful
+``advbench``                  ``advbench/harmful_behaviors.csv`` (goal)                                     harmful
+``harmbench_val``             ``harmbench/harmbench_behaviors_text_val.csv`` (Behavior; standard rows)      harmful
+``harmbench_val_contextual``  the same file, contextual rows: ContextString + separator + Behavior           harmful
+``or_toxic``                  ``or_bench/or_bench-toxic.csv`` (prompt)                                      harmful
+``wjb_benign``                ``wildjailbreak_train_sample/valid_vanilla_benign_256_data.jsonl`` (prompt)   benign
+``alpaca_train``              ``alpaca_instructions/harmless_train.json`` (instruction)                     benign
+``or_hard``                   ``or_bench/or_bench-hard-1k.csv`` (prompt; seemingly toxic but safe)          benign
+``self_instruct``             ``self_instruct_seed/seed_tasks.jsonl`` (instruction)                         benign
+============================  ============================================================================  =======
 
-Defaults: harmful = wjb_harmful + advbench + harmbench_val; benign = wjb_benign + alpaca_train (first capped to
-``DEFAULT_SOURCE_CAPS`` rows, a seeded sample) + or_hard. HarmBench val keeps only its *standard* behaviours
-(contextual ones need their context string, copyright ones are not requests to refuse). OR-Bench is a training
+Defaults: harmful = wjb_harmful + advbench + harmbench_val + harmbench_val_contextual; benign = wjb_benign +
+alpaca_train (first capped to ``DEFAULT_SOURCE_CAPS`` rows, a seeded sample) + or_hard. HarmBench val's contextual
+behaviours are laid out as HarmBench's evaluation lays out its test ones (context first); its copyright ones are
+not requests to refuse and are left out. HarmBench's *val* split is the one its authors set aside for tuning; the
+test split stays held out. OR-Bench is a training
 set here; a project that reports OR-Bench must drop ``or_hard`` (and pass its prompts in ``exclude``).
 
 Cleaning, in order:
@@ -126,6 +129,16 @@ class _SourceSpec:
     harmful: bool
     reader: Callable[[Path], list[tuple[int, dict[str, Any]]]]
     keep: Callable[[dict[str, Any]], bool] = lambda r: True
+    compose: Callable[[str, dict[str, Any]], str] | None = None
+    """Build the prompt from the text column and the rest of the row (e.g. put a context paragraph first)."""
+
+
+def _with_context(text: str, row: dict[str, Any]) -> str:
+    """HarmBench's contextual layout (``data.benchmarks``): context paragraph, separator, the request about it."""
+    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
+
+    context = (row.get("ContextString") or "").strip()
+    return context + HARMBENCH_CONTEXT_SEPARATOR + text if context else text
 
 
 SOURCES: dict[str, _SourceSpec] = {
@@ -135,15 +148,22 @@ SOURCES: dict[str, _SourceSpec] = {
         "harmbench/harmbench_behaviors_text_val.csv", ("Behavior",), True, _read_csv,
         keep=lambda r: r.get("FunctionalCategory") == "standard",
     ),
+    "harmbench_val_contextual": _SourceSpec(
+        "harmbench/harmbench_behaviors_text_val.csv", ("Behavior",), True, _read_csv,
+        keep=lambda r: r.get("FunctionalCategory") == "contextual", compose=_with_context,
+    ),
     "or_toxic": _SourceSpec("or_bench/or_bench-toxic.csv", ("prompt",), True, _read_csv),
     "wjb_benign": _SourceSpec("wildjailbreak_train_sample/valid_vanilla_benign_256_data.jsonl", ("prompt",), False, _read_jsonl),
     "alpaca_train": _SourceSpec("alpaca_instructions/harmless_train.json", ("instruction",), False, _read_json_list),
     "or_hard": _SourceSpec("or_bench/or_bench-hard-1k.csv", ("prompt",), False, _read_csv),
     "self_instruct": _SourceSpec("self_instruct_seed/seed_tasks.jsonl", ("instruction",), False, _read_jsonl),
 }
-DEFAULT_HARMFUL = ("wjb_harmful", "advbench", "harmbench_val")
+DEFAULT_HARMFUL = ("wjb_harmful", "advbench", "harmbench_val", "harmbench_val_contextual")
 DEFAULT_BENIGN = ("wjb_benign", "alpaca_train", "or_hard")
 HARD_BENIGN_SOURCES = ("or_hard",)
+CONTEXTUAL_SOURCES = ("harmbench_val_contextual",)
+"""Harmful sources whose prompts put a long context paragraph before the request (a third of HarmBench's test
+items look like this; a defender trained only on short requests tends to continue the paragraph instead)."""
 """Benign sources whose prompts look harmful but are not (the kind XSTest tests over-refusal with)."""
 DEFAULT_SOURCE_CAPS = {"alpaca_train": 1000}
 """Alpaca has 18,793 training instructions; without a cap it would be nearly the whole benign class."""
@@ -161,7 +181,10 @@ def read_source(name: str, data_dir: Path) -> list[SeedPrompt]:
     for index, (row, record) in enumerate(spec.reader(path)):
         if not spec.keep(record):
             continue
-        out.append(SeedPrompt(_text(path, row, record, spec.columns), spec.harmful, name, f"{name}:{index}"))
+        text = _text(path, row, record, spec.columns)
+        if spec.compose is not None:
+            text = spec.compose(text, record)
+        out.append(SeedPrompt(text, spec.harmful, name, f"{name}:{index}"))
     return out
 
 

@@ -88,6 +88,9 @@ class WarmStartConfig:
     """Benign seed prompts answered by the model itself."""
     wrapped_share: float = 0.5
     """Share of the defender's harmful SFT prompts shown wrapped in a jailbreak template (same refusal target)."""
+    contextual_share: float = 0.0
+    """Share of the defender's harmful SFT prompts taken from contextual sources (a context paragraph, then a
+    harmful request about it: HarmBench val's contextual behaviours), when the seeds hold them."""
     hard_benign_share: float = 0.0
     """Share of the benign SFT prompts taken from seemingly-harmful benign sources (OR-Bench hard-1k), when the
     seeds hold them: they teach that a frightening word alone is no reason to refuse (XSTest's failure mode)."""
@@ -260,7 +263,7 @@ class TrainConfig:
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         check(0 <= self.seeds.harmful_share <= 1, "seeds.harmful_share", "must be in [0, 1]")
         check(0 <= self.seeds.attack_share <= 1, "seeds.attack_share", "must be in [0, 1]")
-        for name in ("wrapped_share", "hard_benign_share", "benign_wrapped_share"):
+        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share"):
             check(0 <= getattr(self.warm_start, name) <= 1, f"warm_start.{name}", "must be in [0, 1]")
         check(
             self.reward_table in ("general_sum", "general_sum_all_one", "zero_sum"),

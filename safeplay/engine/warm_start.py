@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import torch
 
 from safeplay.engine.config import TrainConfig
-from safeplay.data.seeds import HARD_BENIGN_SOURCES
+from safeplay.data.seeds import CONTEXTUAL_SOURCES, HARD_BENIGN_SOURCES
 from safeplay.errors import SafeplayError
 from safeplay.game.templates import THINK_PREFILL, attacker_prompt, defender_prompt
 from safeplay.game.wrappers import wrap
@@ -84,23 +84,26 @@ def _judge(judge, prompts: Sequence[str], answers: Sequence[str]):
     return judge.judge([JudgeItem(prompt=p, response=a) for p, a in zip(prompts, answers)])
 
 
-def benign_sample(seeds, n: int, hard_share: float, rng: random.Random) -> list[str]:
-    """``n`` benign seed texts, ``hard_share`` of them from the seemingly-harmful sources when there are any."""
-    hard = [s.text for s in seeds if not s.harmful and s.source in HARD_BENIGN_SOURCES]
-    plain = [s.text for s in seeds if not s.harmful and s.source not in HARD_BENIGN_SOURCES]
-    rng.shuffle(hard)
+def class_sample(seeds, harmful: bool, n: int, special_sources, share: float, rng: random.Random) -> list[str]:
+    """``n`` seed texts of one class, ``share`` of them from ``special_sources`` when the seeds hold any."""
+    special = [s.text for s in seeds if s.harmful == harmful and s.source in special_sources]
+    plain = [s.text for s in seeds if s.harmful == harmful and s.source not in special_sources]
+    rng.shuffle(special)
     rng.shuffle(plain)
-    n_hard = min(len(hard), round(n * hard_share))
-    picked = hard[:n_hard] + plain[: n - n_hard]
+    n_special = min(len(special), round(n * share))
+    picked = special[:n_special] + plain[: n - n_special]
     rng.shuffle(picked)
     return picked
 
 
+def benign_sample(seeds, n: int, hard_share: float, rng: random.Random) -> list[str]:
+    """``n`` benign seed texts, ``hard_share`` of them from the seemingly-harmful sources when there are any."""
+    return class_sample(seeds, False, n, HARD_BENIGN_SOURCES, hard_share, rng)
+
+
 def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) -> tuple[list[RoleSample], dict]:
     ws, cot = cfg.warm_start, cfg.game.cot
-    harmful = [s.text for s in seeds if s.harmful]
-    rng.shuffle(harmful)
-    harmful = harmful[: ws.harmful_prompts]
+    harmful = class_sample(seeds, True, ws.harmful_prompts, CONTEXTUAL_SOURCES, ws.contextual_share, rng)
     benign = benign_sample(seeds, ws.benign_prompts, ws.hard_benign_share, rng)
     stats: dict[str, float] = {}
     refusals: dict[str, str] = {}
