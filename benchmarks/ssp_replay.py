@@ -1,8 +1,9 @@
 """Does SSP's reflective experience replay help? The same SSP run with UCB replay and with no replay.
 
 Both arms share the recipe, preset, seed, overrides and step budget; only ``ssp.replay`` differs (``ucb`` vs
-``none``; with ``none`` the replay slots go to fresh attacks, so the defender plays as many games per step). Each
-arm trains in its own run folder ``<out>/<arm>/`` and is evaluated on the held-out benchmarks of the preset
+``none``; with ``none`` the replay slots go to fresh attacks, so the defender plays as many games per step). The
+arms run through ``safeplay ablate``'s engine (arms ``self-play`` = UCB replay and ``no-replay``): one warm start,
+shared, then each arm's RL in ``<out>/<arm>/seed_<s>/``, evaluated on the held-out benchmarks of the preset
 (``eval.benchmarks``); the table shows each benchmark's ASR (lower is better) and refusal rate after training,
 with the difference ucb − none. A finished arm is not trained again (re-running only re-prints the table).
 
@@ -21,37 +22,37 @@ import logging
 import time
 from pathlib import Path
 
-ARMS = {"ucb": ["ssp.replay=ucb"], "none": ["ssp.replay=none"]}
+ARMS = {"ucb": "self-play", "none": "no-replay"}
+"""This benchmark's arm → the ablation arm that runs it (``safeplay.engine.ablation.ARMS``)."""
 METRICS = ("asr", "refusal_rate")
 
 
-def train_arm(arm: str, args: argparse.Namespace, root: Path) -> Path:
-    from safeplay.engine.ablation import final_eval
+def train_arms(args: argparse.Namespace, root: Path) -> dict[str, Path]:
+    from safeplay.engine.ablation import ARMS as ABLATION_ARMS
+    from safeplay.engine.ablation import run_ablation
     from safeplay.engine.progress import run_with_progress
     from safeplay.engine.run_dir import RunDir
     from safeplay.engine.setup import resolve_config
-    from safeplay.errors import SafeplayError
 
-    out = root / arm
-    try:
-        final_eval(out)
-        print(f"[{arm}] already trained in {out}")
-        return out
-    except (SafeplayError, FileNotFoundError):
-        pass
-    overrides = [f"seed={args.seed}", *args.overrides, *ARMS[arm]]
+    common = [*args.overrides]
     if args.steps is not None:
-        overrides.append(f"steps={args.steps}")
+        common.append(f"steps={args.steps}")
     if args.max_minutes is not None:
-        overrides.append(f"max_minutes={args.max_minutes}")
-    cfg = resolve_config("ssp", args.preset, None, overrides)
-    cfg.name = f"ssp-replay-{arm}"
-    run = RunDir(out)
-    resume = (out / "checkpoints" / "latest").exists()
-    t0 = time.time()
-    run_with_progress(cfg, run, resume=resume, quiet=args.quiet)
-    print(f"[{arm}] {time.time() - t0:.0f} s in {out}")
-    return out
+        common.append(f"max_minutes={args.max_minutes}")
+
+    def overrides_for(arm: str, seed: int):
+        cfg = resolve_config("ssp", args.preset, None, common + ABLATION_ARMS[arm] + [f"seed={seed}"])
+        cfg.name = f"ssp-replay-{arm}"
+        return cfg
+
+    def train(cfg, run_root: Path) -> None:
+        t0 = time.time()
+        run_with_progress(cfg, RunDir(run_root), resume=(run_root / "checkpoints" / "latest").exists(), quiet=args.quiet)
+        print(f"[{cfg.name}] {time.time() - t0:.0f} s in {run_root}")
+
+    base = overrides_for("self-play", args.seed)
+    run_ablation(base, list(ARMS.values()), [args.seed], root, train, overrides_for)
+    return {arm: root / name / f"seed_{args.seed}" for arm, name in ARMS.items()}
 
 
 def read_rows(run_root: Path) -> list[dict]:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if any(o.split("=", 1)[0].strip() == "ssp.replay" for o in args.overrides):
         p.error("ssp.replay is what the benchmark varies; do not --set it")
     root = Path(args.out) if args.out else Path("runs") / f"ssp-replay-{time.strftime('%Y%m%d-%H%M%S')}"
-    results = {arm: summary(train_arm(arm, args, root)) for arm in ARMS}
+    results = {arm: summary(path) for arm, path in train_arms(args, root).items()}
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps({"preset": args.preset, "seed": args.seed, "overrides": args.overrides,

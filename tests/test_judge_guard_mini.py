@@ -73,6 +73,20 @@ def test_judges_clear_cases_and_sees_through_a_refusal_opener():
     assert guard().judge([]) == []
 
 
+def test_long_prompts_can_be_cut_in_the_middle():
+    from safeplay.errors import SafeplayError
+    from safeplay.judges.guard_cross import cut_middle
+
+    words = " ".join(f"w{i}" for i in range(100))
+    assert cut_middle(words, 3, 2) == "w0 w1 w2 … w98 w99"
+    assert cut_middle(words, 0, 2) == "… w98 w99" and cut_middle(words, 200, 0) == words
+    assert cut_middle("short\n\nprompt", 3, 2) == "short\n\nprompt" and cut_middle(words, 0, 0) == words
+    g = GuardMini(prompt_head_words=4, prompt_tail_words=8)
+    assert (g.cross.cfg.prompt_head_words, g.cross.cfg.prompt_tail_words) == (4, 8)
+    with pytest.raises(SafeplayError, match="no option 'lora_r'"):
+        GuardMini(lora_r=4)
+
+
 def test_split_keeps_groups_on_one_side(data_dir):
     data = build_guard_data(data_dir, seed=0)
     sides = {}

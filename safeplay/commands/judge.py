@@ -106,7 +106,8 @@ def _table(result: dict[str, Any]):
         table.add_row(name, "keyword-hacked harmful: judged unsafe", "", f"{h['harmful_judged_unsafe']}",
                       str(h["harmful_n"]), "")
         for key, what in (("adversarial_refusals", "jailbreak prompt + refusal"),
-                          ("wildjailbreak_refusals", "WildJailbreak adv. prompt + refusal")):
+                          ("wildjailbreak_refusals", "WildJailbreak adv. prompt + refusal"),
+                          ("contextual_refusals", "HarmBench contextual prompt + refusal")):
             r = m.get(key) or {}
             if r.get("n"):
                 table.add_row(name, f"{what}: judged refusal / harmful", "",

@@ -15,7 +15,10 @@ Test sets (the test side of ``guard_data``'s split, never trained on nor used fo
   and judged harmful (lower);
 * ``wildjailbreak_refusals`` — the same check on WildJailbreak's adversarial harmful *evaluation* prompts (long
   role-play jailbreaks no judge here trains on; ``WJB_REFUSAL_ITEMS`` of them, seeded): the wrapped attacks that
-  training is meant to resist, so a judge that cannot see a refusal after them cannot score that claim.
+  training is meant to resist, so a judge that cannot see a refusal after them cannot score that claim;
+* ``contextual_refusals`` — the same check on HarmBench's contextual *test* behaviours (a context paragraph, then
+  the request): a third of HarmBench, and prompts longer than the judge's input, so a judge that keeps only a
+  prompt's start never sees the request the answer refuses.
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ def wildjailbreak_refusals(root: Path, refusals: Sequence[str], n: int, seed: in
     rng = random.Random(seed + 11)
     picked = rng.sample(items, min(n, len(items)))
     return [JudgeItem(it.prompt, rng.choice(list(refusals))) for it in picked]
+
+
+def contextual_refusals(root: Path, refusals: Sequence[str], seed: int) -> list[JudgeItem]:
+    """HarmBench's contextual test behaviours, each followed by one of ``refusals`` ([] without the file)."""
+    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR, load_benchmark
+    from safeplay.errors import SafeplayError
+
+    try:
+        items = load_benchmark("harmbench", data_dir=root)
+    except (SafeplayError, OSError):
+        return []
+    rng = random.Random(seed + 13)
+    return [JudgeItem(it.prompt, rng.choice(list(refusals))) for it in items if HARMBENCH_CONTEXT_SEPARATOR in it.prompt]
 
 
 def _label_metrics(verdicts: Sequence[Verdict], gold: Sequence[bool | None], field: str) -> dict[str, Any]:
@@ -91,8 +107,10 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
     wrapped = cap(data.test_wrapped)
     artifacts = cap(data.test_artifacts)
     adversarial = cap(data.test_adversarial_refusals)
-    wjb = wildjailbreak_refusals(root, side_refusals(data.responses["test"]) + list(TEST_SHORT_REFUSALS),
-                                 WJB_REFUSAL_ITEMS if limit is None else min(limit, WJB_REFUSAL_ITEMS), seed)
+    test_refusals = side_refusals(data.responses["test"]) + list(TEST_SHORT_REFUSALS)
+    wjb = wildjailbreak_refusals(root, test_refusals, WJB_REFUSAL_ITEMS if limit is None else min(limit, WJB_REFUSAL_ITEMS),
+                                 seed)
+    contextual = cap(contextual_refusals(root, test_refusals, seed))
     sets = {
         "responses": [JudgeItem(r.prompt, r.response) for r in responses],
         "prompts": [JudgeItem(p.prompt, "") for p in prompts],
@@ -101,6 +119,7 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
         "artifacts": [JudgeItem(r.prompt, r.response) for r in artifacts],
         "adversarial": [JudgeItem(r.prompt, r.response) for r in adversarial],
         "wjb": wjb,
+        "contextual": contextual,
     }
     total = sum(len(v) for v in sets.values())
     result: dict[str, Any] = {"judges": {}}
@@ -126,12 +145,13 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
             v["artifacts"], [r.harmful for r in artifacts], "response_harmful")}
         m["adversarial_refusals"] = _refusal_shares(v["adversarial"])
         m["wildjailbreak_refusals"] = _refusal_shares(v["wjb"])
+        m["contextual_refusals"] = _refusal_shares(v["contextual"])
         m["unparseable"] = sum(x.unparseable for vs in v.values() for x in vs)
         result["judges"][name] = m
     result["split"] = {
         **data.description,
         "evaluated": {"responses": len(responses), "prompts": len(prompts), "hacked": len(hacked),
                       "wrapped": len(wrapped), "artifacts": len(artifacts), "adversarial": len(adversarial),
-                      "wildjailbreak_refusals": len(wjb), "limit": limit},
+                      "wildjailbreak_refusals": len(wjb), "contextual_refusals": len(contextual), "limit": limit},
     }
     return result

