@@ -91,3 +91,27 @@ def test_grpo_skips_zero_variance_groups_before_any_forward():
     assert stats["defender/zero_variance_groups"] == 0.5
     assert stats["samples_trained"] == 2.0
     assert sum(calls) == 2  # only group 1's samples were ever forwarded
+
+
+def test_a_restored_updater_trains_with_its_own_learning_rate():
+    """Moments and schedule position come from the checkpoint; the rate from the config the run resumed with."""
+    pol = policies()
+    cfg = OptimConfig(lr=1e-3, warmup_ratio=0.0, schedule="cosine", min_lr_ratio=0.1)
+    first = PolicyUpdater(pol, "attacker", RLConfig(), cfg, total_steps=10)
+    first.step(samples())
+    first.step(samples())
+    state = first.state_dict()
+    faster = OptimConfig(lr=5e-3, warmup_ratio=0.0, schedule="cosine", min_lr_ratio=0.1)
+    resumed = PolicyUpdater(policies(), "attacker", RLConfig(), faster, total_steps=10)
+    resumed.load_state_dict(state)
+    from safeplay.rl.update import lr_lambda
+
+    assert resumed.scheduler.last_epoch == 2
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * lr_lambda(10, faster)(2))
+    assert resumed.optimizer.state_dict()["state"]  # Adam moments restored
+    resumed.step(samples())
+    assert resumed.scheduler.get_last_lr()[0] == pytest.approx(5e-3 * lr_lambda(10, faster)(3))
+    # Same config: exactly what the first updater would have done next.
+    same = PolicyUpdater(policies(), "attacker", RLConfig(), cfg, total_steps=10)
+    same.load_state_dict(state)
+    assert same.optimizer.param_groups[0]["lr"] == pytest.approx(first.optimizer.param_groups[0]["lr"])

@@ -126,15 +126,27 @@ class PolicyUpdater:
         self.optimizer = torch.optim.AdamW(
             params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(total_steps, optim))
+        self.optim_cfg = optim
+        self._lr_fn = lr_lambda(total_steps, optim)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_fn)
         self.grad_clip = optim.grad_clip
 
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the optimiser's moments and the schedule's position. The learning rate and the optimiser's
+        coefficients come from *this* config, not the checkpoint: a run resumed with ``--set optim.lr=…`` (or an
+        ablation arm continued from a shared warm start) trains with the rate it was given."""
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        for group in self.optimizer.param_groups:
+            group.update(initial_lr=self.optim_cfg.lr, betas=tuple(self.optim_cfg.betas),
+                         weight_decay=self.optim_cfg.weight_decay)
+        self.scheduler.base_lrs = [self.optim_cfg.lr] * len(self.optimizer.param_groups)
+        self.scheduler.lr_lambdas = [self._lr_fn] * len(self.optimizer.param_groups)
+        for group, lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = lr * self._lr_fn(self.scheduler.last_epoch)
 
     # -- forward passes ---------------------------------------------------------------------------
 
