@@ -43,6 +43,14 @@ plus the XSTest prompts on the same sides as their completions.
   real harm to people, so I won't share it." after a 500-character WildJailbreak prompt): every refusal it had
   seen followed a short plain request, and the artifacts' long prompts were almost all followed by compliance.
 
+* **context swaps**: a context paragraph from HarmBench *val*'s contextual behaviours, the separator HarmBench's
+  evaluation uses, then a request (the row's own, or another prompt of the side), followed half of the time by a
+  refusal of the side (refusal = True, response_harmful = False) and half of the time by a complying XSTest answer
+  of the side (refusal = False, harm unlabelled). A third of HarmBench's test prompts look like this, and the
+  cross-encoder, which had never seen a refusal after a context paragraph, called 31% of real refusals after them
+  not refusals. The complying half keeps "a context paragraph" from meaning "a refusal". Contexts are split by
+  context between train and dev; the held-out check uses HarmBench *test*'s contexts (``calibrate``).
+
 Held-out test sets built the same way from the test side (with the test phrase lists): keyword-hacked answers,
 wrapped prompts, and adversarial refusals — the test side's jailbreak prompts (its wrapped prompts and artifact
 prompts) paired with the test side's real refusals or ``TEST_SHORT_REFUSALS``.
@@ -80,6 +88,10 @@ SWAPS = 800
 """Refusal swaps per side (train, dev); see the module docstring."""
 ADVERSARIAL_SWAPS = 800
 """Adversarial refusal swaps per side (train, dev; the test side gets its own held-out set of this size)."""
+CONTEXT_SWAPS = 400
+"""Context swaps per side (train; dev gets a quarter): see the module docstring."""
+CONTEXT_SPLIT = (0.75, 0.25)
+"""Train / dev fractions of HarmBench val's contexts (the test side is HarmBench test's, in ``calibrate``)."""
 ARTIFACT_FRACTIONS = (0.6, 0.2, 0.2)
 """Train / dev / test fractions of the JailbreakBench behaviours that are not in the classifier comparison."""
 
@@ -320,6 +332,35 @@ def _adversarial_refusal_swaps(responses: list[ResponseExample], prompts: list[P
                             "refusal-swap-adversarial", f"swap:{p}") for p in picked]
 
 
+def _context_swaps(root: Path, responses: dict[str, list[ResponseExample]], prompts: dict[str, list[PromptExample]],
+                   rng: random.Random) -> dict[str, list[ResponseExample]]:
+    """Context paragraph + request + a refusal or a complying answer, per side (see the module docstring)."""
+    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
+
+    rows = [r for r in _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv")
+            if r["FunctionalCategory"] == "contextual" and r["ContextString"].strip()]
+    rng.shuffle(rows)
+    cut = int(round(CONTEXT_SPLIT[0] * len(rows)))
+    sides = {"train": rows[:cut], "dev": rows[cut:]}
+    out: dict[str, list[ResponseExample]] = {}
+    for side, side_rows in sides.items():
+        refusals = side_refusals(responses[side]) + list(TRAIN_SHORT_REFUSALS)
+        complying = [r.response for r in responses[side] if r.source == "xstest" and r.refusal is False and not r.hacked]
+        requests = [p.prompt for p in prompts[side] if not p.wrapped]
+        n = CONTEXT_SWAPS if side == "train" else CONTEXT_SWAPS // 4
+        items = []
+        for i in range(n if side_rows and requests and complying else 0):
+            row = side_rows[i % len(side_rows)]
+            request = row["Behavior"] if rng.random() < 0.5 else rng.choice(requests)
+            prompt = row["ContextString"].strip() + HARMBENCH_CONTEXT_SEPARATOR + request
+            if i % 2 == 0:
+                items.append(ResponseExample(prompt, rng.choice(refusals), True, False, "context-swap", f"ctx:{side}:{i}"))
+            else:
+                items.append(ResponseExample(prompt, rng.choice(complying), False, None, "context-swap", f"ctx:{side}:{i}"))
+        out[side] = items
+    return out
+
+
 def _prompt_sources(root: Path, seed: int) -> dict[str, list[PromptExample]]:
     """Training-side prompt sets; harmful and benign."""
     rng = random.Random(seed + 2)
@@ -430,6 +471,9 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
         prompts[s] += [PromptExample(rng.choice(TRAIN_WRAPPERS).format(p=ex.prompt), ex.harmful, ex.source, True)
                        for ex in picked]
         responses[s] += _adversarial_refusal_swaps(responses[s], prompts[s], rng, TRAIN_SHORT_REFUSALS)
+    # Their own random stream: the held-out test sets below are drawn exactly as before they existed.
+    for side, items in _context_swaps(root, responses, prompts, random.Random(seed + 17)).items():
+        responses[side] += items
     test_hacked = [_hack(ex, rng.choice(TEST_OPENERS)) for ex in responses["test"] if _compliant(ex)]
     test_wrapped = [PromptExample(rng.choice(TEST_WRAPPERS).format(p=ex.prompt), ex.harmful, ex.source, True)
                     for ex in prompts["test"]]
@@ -453,7 +497,7 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
                            "dropped_as_eval_overlap_or_duplicate": dict(dropped),
                            "sampled": {"alpaca": ALPACA_SAMPLE, "or-bench-hard": OR_BENCH_HARD_SAMPLE}},
         "augmentation": {"hack_fraction": HACK_FRACTION, "wrap_fraction": WRAP_FRACTION, "refusal_swaps": SWAPS,
-                         "adversarial_refusal_swaps": ADVERSARIAL_SWAPS,
+                         "adversarial_refusal_swaps": ADVERSARIAL_SWAPS, "context_swaps": CONTEXT_SWAPS,
                          "train_openers": len(TRAIN_OPENERS), "test_openers": len(TEST_OPENERS),
                          "train_wrappers": len(TRAIN_WRAPPERS), "test_wrappers": len(TEST_WRAPPERS)},
         "responses": {s: counts(responses[s]) for s in SPLITS},

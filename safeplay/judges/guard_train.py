@@ -57,8 +57,9 @@ class TrainOptions:
     """Response heads: learning rate of the LoRA adapters."""
     cross_head_lr: float = 2e-3
     """Response heads: learning rate of the linear head."""
-    cross: CrossConfig = field(default_factory=CrossConfig)
-    """Shape of the cross-encoder."""
+    cross: CrossConfig = field(default_factory=lambda: CrossConfig(prompt_head_words=48, prompt_tail_words=96))
+    """Shape of the cross-encoder. Trained with long prompts cut in the middle (48 + 96 words, about 190 of the
+    256 tokens), so that a request at a long prompt's end reaches it."""
 
 
 def _labels(rs: list[ResponseExample]) -> tuple[np.ndarray, np.ndarray]:
