@@ -109,6 +109,17 @@ def test_rows_that_stop_early_are_compacted_without_changing_results():
     assert_same(a, b)
 
 
+def test_prefill_of_long_prompts_a_few_rows_at_a_time_changes_nothing(monkeypatch):
+    from safeplay.generation.fast import FastDecoder
+
+    model, tok = tiny_model(seed=0)
+    sp = SamplingParams(temperature=1.0, max_new_tokens=8)
+    whole = FastGenerator(model, tok, micro_batch_size=8).generate(prompts(8), sp, seed=3)
+    monkeypatch.setattr(FastDecoder, "PREFILL_SCORE_BYTES", 1)  # one row per prefill chunk
+    rows = FastGenerator(model, tok, micro_batch_size=8).generate(prompts(8), sp, seed=3)
+    assert_same(whole, rows)
+
+
 def test_generation_logprobs_match_teacher_forcing():
     pm, tok = lora_model(adapters=("a",))
     fast = FastGenerator(pm, tok, micro_batch_size=4, adapter=lambda: "a")

@@ -188,6 +188,11 @@ class FastDecoder:
     def _logits(self, h_last: torch.Tensor) -> torch.Tensor:
         return F.linear(_rms_norm(h_last, self.w.norm, self.eps), self.w.lm_head).float()
 
+    PREFILL_SCORE_BYTES = 256 * 2**20
+    """Rows of a prefill run together while their attention scores (rows × heads × width² floats) fit this; a
+    batch of long prompts is prefilled a few rows at a time (64 WildJailbreak prompts of ~1,000 tokens would
+    otherwise hold 2 GB of scores per layer call)."""
+
     def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, capacity: int) -> torch.Tensor:
         """Run the prompts (left-padded), allocate the cache for ``capacity`` slots; logits of the last position."""
         b, s = input_ids.shape
@@ -197,17 +202,23 @@ class FastDecoder:
         self.valid = torch.zeros((b, capacity), dtype=torch.bool, device=self.device)
         self.valid[:, :s] = mask.bool()
         self.length = s
+        rows = max(1, int(self.PREFILL_SCORE_BYTES // (4 * self.n_heads * s * s)))
+        logits = [self._prefill_rows(slice(r, min(b, r + rows)), input_ids, mask, positions) for r in range(0, b, rows)]
+        return logits[0] if len(logits) == 1 else torch.cat(logits)
+
+    def _prefill_rows(self, rows: slice, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        s = input_ids.shape[1]
         causal = torch.ones((s, s), dtype=torch.bool, device=self.device).tril()
         # Padding queries attend to themselves so no row is fully masked (a NaN row would poison V sums).
-        allowed = (causal[None] & mask.bool()[:, None, :]) | torch.eye(s, dtype=torch.bool, device=self.device)[None]
+        allowed = (causal[None] & mask[rows].bool()[:, None, :]) | torch.eye(s, dtype=torch.bool, device=self.device)[None]
         allowed = allowed[:, None]
-        h = F.embedding(input_ids, self.w.embed)
-        cos, sin = self._rope(h, positions)
+        h = F.embedding(input_ids[rows], self.w.embed)
+        cos, sin = self._rope(h, positions[rows])
         group = self.n_heads // self.n_kv
         for i, lw in enumerate(self.w.layers):
             q, k, v = self._layer_qkv(lw, h, cos, sin)
-            self.k[i][:, :, :s] = k
-            self.v[i][:, :, :s] = v
+            self.k[i][rows, :, :s] = k
+            self.v[i][rows, :, :s] = v
             if group > 1:
                 k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
