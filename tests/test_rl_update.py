@@ -115,3 +115,13 @@ def test_a_restored_updater_trains_with_its_own_learning_rate():
     same = PolicyUpdater(policies(), "attacker", RLConfig(), cfg, total_steps=10)
     same.load_state_dict(state)
     assert same.optimizer.param_groups[0]["lr"] == pytest.approx(first.optimizer.param_groups[0]["lr"])
+
+
+def test_micro_batches_are_capped_by_rows_and_padded_tokens():
+    from safeplay.rl.batch import length_chunks
+
+    lengths = [3, 50, 4, 10, 60, 5, 200]
+    chunks = length_chunks(lengths, lambda n: n, max_rows=3, max_tokens=120)
+    assert chunks == [[3, 4, 5], [10, 50], [60], [200]]  # 200 alone exceeds the cap: it still gets a chunk
+    assert [len(c) for c in length_chunks(lengths, lambda n: n, max_rows=3)] == [3, 3, 1]
+    assert all(len(c) * max(c) <= 120 for c in chunks if len(c) > 1)

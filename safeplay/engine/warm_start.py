@@ -43,7 +43,7 @@ from safeplay.game.templates import THINK_PREFILL, attacker_prompt, defender_pro
 from safeplay.game.wrappers import wrap
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.judges.base import JudgeItem
-from safeplay.rl.batch import RoleSample, collate
+from safeplay.rl.batch import RoleSample, collate, length_chunks
 from safeplay.rl.losses import sft_loss
 
 log = logging.getLogger("safeplay")
@@ -221,9 +221,8 @@ def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Rando
                 for s in batch_samples:
                     by_role.setdefault(s.role, []).append(s)
                 for role, items in by_role.items():
-                    items.sort(key=lambda s: len(s.prompt_ids) + len(s.completion_ids))
-                    for m in range(0, len(items), micro):
-                        chunk = items[m : m + micro]
+                    length = lambda s: len(s.prompt_ids) + len(s.completion_ids)  # noqa: E731
+                    for chunk in length_chunks(items, length, micro, cfg.rl.micro_batch_tokens):
                         batch = collate(chunk, pad, policies.device)
                         logp = policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
                         loss = sft_loss(logp, batch.response_mask)

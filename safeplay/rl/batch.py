@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
@@ -21,6 +21,23 @@ class RoleSample:
     advantage: float | None = None
     """Filled by GRPO (one value for every token of the sample)."""
     meta: dict = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+def length_chunks(items: Sequence[T], length: Callable[[T], int], max_rows: int, max_tokens: int = 0) -> list[list[T]]:
+    """``items`` in ascending length, cut into chunks of at most ``max_rows`` items and ``max_tokens`` padded
+    tokens (rows × the longest; 0 = no token cap; a single longer item still makes its own chunk). Less padding,
+    and bounded activation memory per forward/backward pass."""
+    chunks: list[list[T]] = []
+    for item in sorted(items, key=length):
+        n = length(item)  # ascending: the newest item is the chunk's widest
+        if chunks and len(chunks[-1]) < max_rows and (not max_tokens or (len(chunks[-1]) + 1) * n <= max_tokens):
+            chunks[-1].append(item)
+        else:
+            chunks.append([item])
+    return chunks
 
 
 @dataclass

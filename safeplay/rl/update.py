@@ -16,7 +16,7 @@ import torch
 
 from safeplay.config import check
 from safeplay.rl.advantages import grpo_advantages, reinforce_pp_returns, whiten
-from safeplay.rl.batch import RoleSample, TokenBatch, collate
+from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks
 from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
 
@@ -51,16 +51,21 @@ class RLConfig:
     """Optimizer steps per rollout (the buffer is split into this many mini-batches, one epoch)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward pass (gradient accumulation inside a mini-batch)."""
+    micro_batch_tokens: int = 2048
+    """…and at most this many padded tokens per pass (one sequence at least): a backward pass holds about
+    1.5 MB of activations per token for the 135M model, so 8 contextual prompts of 800 tokens would hold 10 GB.
+    0 = no token cap."""
     skip_zero_advantage: bool = True
     """Leave samples whose advantage is exactly zero out of the backward pass (they contribute no gradient)."""
     aux_sft_coef: float = 0.0
     """Weight of an auxiliary SFT loss mixed into each optimizer step (Self-RedTeam's PTX, §1.7: 1.0)."""
     aux_sft_batch: int = 4
     """Sequences of SFT data per optimizer step when aux_sft_coef > 0."""
-    fused_max_tokens: int = 8192
+    fused_max_tokens: int = 2048
     """With one mini-batch, the behaviour log-probs equal the first gradient pass's own values, so that pass
     doubles as the "old" pass (one forward fewer per update) when the rollout's padded size fits this many tokens
-    (all micro-batch graphs are alive until the advantages are known). 0 = always two passes."""
+    (all micro-batch graphs are alive until the advantages are known: about 1.5 MB per token for the 135M model,
+    so 2048 tokens hold ~3 GB). 0 = always two passes."""
 
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
@@ -71,6 +76,7 @@ class RLConfig:
         check(self.minibatches >= 1, "minibatches", "must be >= 1")
         check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         check(self.fused_max_tokens >= 0, "fused_max_tokens", "must be >= 0")
+        check(self.micro_batch_tokens >= 0, "micro_batch_tokens", "must be >= 0")
         check(self.kl_reference in ("initial", "base"), "kl_reference", f"{self.kl_reference!r} is not allowed; choose initial or base")
 
 
@@ -155,11 +161,12 @@ class PolicyUpdater:
             return self.policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
 
     def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
-        """Chunks of ``micro_batch_size`` in length order: less padding, and the update is a sum over samples,
-        so the order does not change it."""
-        ordered = sorted(items, key=lambda x: len(sample_of(x).prompt_ids) + len(sample_of(x).completion_ids))
-        step = self.rl.micro_batch_size
-        return [ordered[i : i + step] for i in range(0, len(ordered), step)]
+        """Chunks of at most ``micro_batch_size`` samples and ``micro_batch_tokens`` padded tokens, in length
+        order: less padding, bounded memory, and the update is a sum over samples, so the order does not change it."""
+        def length(x) -> int:
+            return len(sample_of(x).prompt_ids) + len(sample_of(x).completion_ids)
+
+        return length_chunks(items, length, self.rl.micro_batch_size, self.rl.micro_batch_tokens)
 
     def _forward_rows(self, role: str, samples: Sequence[RoleSample], grad: bool) -> list[dict]:
         """Per-sample behaviour ("old") and reference log-probs, in the input order.
