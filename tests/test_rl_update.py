@@ -125,3 +125,20 @@ def test_micro_batches_are_capped_by_rows_and_padded_tokens():
     assert chunks == [[3, 4, 5], [10, 50], [60], [200]]  # 200 alone exceeds the cap: it still gets a chunk
     assert [len(c) for c in length_chunks(lengths, lambda n: n, max_rows=3)] == [3, 3, 1]
     assert all(len(c) * max(c) <= 120 for c in chunks if len(c) > 1)
+
+
+def test_class_baseline_centres_rewards_within_each_kind_of_game():
+    from safeplay.rl.advantages import class_centred
+
+    assert class_centred([2.0, 2.0, 0.0, 2.0, 1.0], ["h", "h", "b", "b", None]) == [0.0, 0.0, -1.0, 1.0, 0.0]
+    # Harmful games all refused (+2 each) carry nothing to learn under a class baseline; the benign pair does.
+    batch = samples(4)
+    for s, (reward, key) in zip(batch, [(2.0, "h"), (2.0, "h"), (0.0, "b"), (2.0, "b")]):
+        s.role, s.reward, s.meta = "defender", reward, {"baseline_key": key}
+    trained = {}
+    for baseline in ("batch", "class"):
+        pol = policies()
+        rl = RLConfig(kl_beta=0.0, baseline=baseline)
+        upd = PolicyUpdater(pol, "attacker", rl, OptimConfig(lr=1e-3, warmup_ratio=0.0), total_steps=2)
+        trained[baseline] = upd.step(batch)["samples_trained"]
+    assert trained == {"batch": 4.0, "class": 2.0}

@@ -36,7 +36,15 @@ def step_seed(base: int, step: int, what: str) -> int:
     return (base * 1_000_003 + step * 7919 + zlib.crc32(what.encode())) % (2**31 - 1)
 
 
-def sample_from(turn: Turn, reward: float, group: object = None, **meta) -> RoleSample:
+def game_kind(game: Game) -> str:
+    """The kind of game a sample came from, for ``rl.baseline=class``: seed class and whether it was rewritten."""
+    return f"{'harmful' if game.seed_harmful else 'benign'}:{'attacked' if game.attack is not None else 'verbatim'}"
+
+
+def sample_from(turn: Turn, reward: float, group: object = None, game: Game | None = None, **meta) -> RoleSample:
+    """A training sample of ``turn``; ``game`` (optional) labels it with its ``game_kind`` as ``baseline_key``."""
+    if game is not None:
+        meta.setdefault("baseline_key", game_kind(game))
     return RoleSample(
         role=turn.role,
         prompt_ids=list(turn.completion.prompt_ids),

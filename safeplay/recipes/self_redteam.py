@@ -70,11 +70,11 @@ class SelfRedTeam(Recipe):
                 g.extra["defender_skipped"] = "unfaithful revision"
                 skipped_unfaithful += 1
             elif r_def is not None:
-                samples.append(sample_from(g.defense, r_def, group=g.extra["group"]))
+                samples.append(sample_from(g.defense, r_def, group=g.extra["group"], game=g))
             if g.attack is not None:
                 r_att = attacker_reward(o, table)
                 g.rewards["attacker"] = r_att
                 if r_att is not None:
-                    samples.append(sample_from(g.attack, r_att, group=g.extra["group"]))
+                    samples.append(sample_from(g.attack, r_att, group=g.extra["group"], game=g))
         metrics = {"defender/skipped_unfaithful": float(skipped_unfaithful)} if cfg.game.defender_skips_unfaithful else {}
         return StepResult(games=games, samples=samples, metrics=metrics)

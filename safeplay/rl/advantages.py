@@ -40,13 +40,14 @@ def reinforce_pp_returns(
     return returns * mask
 
 
-def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Zero-mean, unit-std over the masked entries; the masked-out entries stay 0."""
+def whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, centre: bool = True) -> torch.Tensor:
+    """Zero-mean, unit-std over the masked entries; the masked-out entries stay 0. ``centre=False``: divide by the
+    std only (the values were already centred by a baseline that a token-weighted mean would shift)."""
     m = mask.to(values.dtype)
     n = m.sum().clamp(min=1.0)
     mean = (values * m).sum() / n
     var = ((values - mean).pow(2) * m).sum() / n
-    return (values - mean) * torch.rsqrt(var + eps) * m
+    return (values - (mean if centre else 0.0)) * torch.rsqrt(var + eps) * m
 
 
 def grpo_advantages(
@@ -70,3 +71,13 @@ def grpo_advantages(
                 a = a / (std + eps)
             adv[i] = float(a)
     return adv, (flat / len(groups) if groups else 0.0)
+
+
+def class_centred(rewards: Sequence[float], keys: Sequence[object]) -> list[float]:
+    """Each reward minus the mean reward of the samples with the same key (a per-kind baseline). Samples without
+    a key (``None``) share one group."""
+    sums: dict[object, list[float]] = defaultdict(list)
+    for r, k in zip(rewards, keys):
+        sums[k].append(r)
+    means = {k: sum(v) / len(v) for k, v in sums.items()}
+    return [r - means[k] for r, k in zip(rewards, keys)]

@@ -15,7 +15,7 @@ from typing import Literal, Sequence
 import torch
 
 from safeplay.config import check
-from safeplay.rl.advantages import grpo_advantages, reinforce_pp_returns, whiten
+from safeplay.rl.advantages import class_centred, grpo_advantages, reinforce_pp_returns, whiten
 from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks
 from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
@@ -39,6 +39,14 @@ class RLConfig:
     """What the KL term measures distance to: ``initial`` = the weights RL starts from (after the warm start, when
     one ran — the papers' reference is the model their RL starts from); ``base`` = the base model, adapters off.
     Without a warm start the two are the same."""
+    baseline: Literal["batch", "class"] = "batch"
+    """REINFORCE++ only. ``batch``: advantages are the returns whitened over the role's batch (Self-RedTeam).
+    ``class``: each game reward first has the mean reward of its *kind* of game in the batch subtracted (the
+    recipe's ``baseline_key``: the seed's class and whether the attacker rewrote it), then returns are divided by
+    their std (not re-centred: a kind whose games all scored the same stays at zero).
+    A baseline that depends only on the prompt keeps the gradient unbiased; with one batch-wide mean the same
+    refusal text is pushed up on harmful prompts and down on benign ones with magnitudes that nearly cancel, so
+    the policy barely learns to tell them apart."""
     gamma: float = 1.0
     """Discount of the token-level return (1.0 in Self-RedTeam)."""
     reward_clip: float = 10.0
@@ -77,6 +85,7 @@ class RLConfig:
         check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         check(self.fused_max_tokens >= 0, "fused_max_tokens", "must be >= 0")
         check(self.micro_batch_tokens >= 0, "micro_batch_tokens", "must be >= 0")
+        check(self.baseline in ("batch", "class"), "baseline", f"{self.baseline!r} is not allowed; choose batch or class")
         check(self.kl_reference in ("initial", "base"), "kl_reference", f"{self.kl_reference!r} is not allowed; choose initial or base")
 
 
@@ -228,10 +237,13 @@ class PolicyUpdater:
                 pad2 = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]))  # noqa: E731
                 m = torch.stack([pad2(r["mask"]) for r in role_rows])
                 kl = torch.stack([pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator)) for r in role_rows])
-                rewards_t = torch.tensor([r["sample"].reward for r in role_rows], dtype=torch.float32, device=kl.device)
+                rewards = [max(-rl.reward_clip, min(rl.reward_clip, r["sample"].reward)) for r in role_rows]
+                if rl.baseline == "class":
+                    rewards = class_centred(rewards, [r["sample"].meta.get("baseline_key") for r in role_rows])
+                rewards_t = torch.tensor(rewards, dtype=torch.float32, device=kl.device)
                 beta = rl.kl_beta if rl.kl_in_reward else 0.0
                 returns = reinforce_pp_returns(rewards_t, kl, m, beta, rl.gamma, rl.reward_clip)
-                adv = whiten(returns, m) if len(role_rows) > 1 else returns
+                adv = whiten(returns, m, centre=rl.baseline == "batch") if len(role_rows) > 1 else returns
                 for i, r in enumerate(role_rows):
                     r["adv"] = adv[i, : r["mask"].shape[0]]
                 stats[f"{role}/kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
