@@ -58,6 +58,14 @@ def test_arms_share_one_warm_start_per_seed_and_start_rl_from_the_same_weights(t
     assert sorted(runner.warm_starts) == sorted(str(tmp_path / "abl" / "warm_start" / f"seed_{s}") for s in (1, 2))
     assert set(result["arms"]) == {"self-play", "defender-only"} and len(result["warm_start_minutes"]) == 2
     assert "bench" in result["warm_start"]
+    # Minutes come from the runs' own metrics, so summarising the finished ablation again reports the same.
+    for arm in ("self-play", "defender-only"):
+        steps = [r["time/step_s"] for s in (1, 2) for r in runner.trainers[f"{arm}/seed_{s}"].run.metrics.rows()
+                 if r["kind"] == "train"]
+        assert abs(sum(result["rl_minutes"][arm]) - sum(steps) / 60) < 1e-9
+    again = run_ablation(fn("self-play", 1), ["self-play", "defender-only"], [1, 2], tmp_path / "abl", runner, fn)
+    assert again["rl_minutes"] == result["rl_minutes"] and again["warm_start_minutes"] == result["warm_start_minutes"]
+    assert all(m > 0 for m in result["warm_start_minutes"])
     for seed in (1, 2):
         warm = runner.trainers[f"warm_start/seed_{seed}"].run.metrics.rows()
         warm_row = [r for r in warm if r.get("stage") == "after_warm_start"][0]

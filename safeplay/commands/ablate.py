@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     for bench, metric in columns:
         table.add_column(f"{bench}\n{metric}")
-    table.add_column("wall min")
+    table.add_column("minutes\n(warm start / RL)")
 
     def cells(benches_: dict) -> list[str]:
         out = []
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         minutes = result["warm_start_minutes"]
         table.add_row("(after the shared warm start)", *cells(result["warm_start"]), f"{sum(minutes) / len(minutes):.1f}")
     for arm, benches_ in result["arms"].items():
-        wall = result["wall_minutes"][arm]
-        table.add_row(arm, *cells(benches_), f"{sum(wall) / len(wall):.1f}")
+        spent = result["rl_minutes"][arm]
+        table.add_row(arm, *cells(benches_), f"{sum(spent) / len(spent):.1f}")
     Console().print(table)
     if not args.no_report:
         try:

@@ -5,8 +5,10 @@ run folder ``<out>/<arm>/seed_<s>/`` (resumable: a finished pair is not trained 
 read from the run's ``eval`` rows, and ``ablation.json`` gathers mean and spread across seeds:
 
 ``{"arms": {"<arm>": {"<benchmark>": {"<metric>": mean, "<metric>_std": std, "judge": name}}},
-"warm_start": {"<benchmark>": {...}}, "seeds": [...], "budget": {...}, "wall_minutes": {"<arm>": [...]},
-"warm_start_minutes": [...]}``
+"warm_start": {"<benchmark>": {...}}, "seeds": [...], "budget": {...}, "rl_minutes": {"<arm>": [...]},
+"warm_start_minutes": [...]}``. The minutes are read from each run's own metrics (the sum of its RL steps' times;
+the warm start's recorded duration), so an ablation resumed or summarised later reports what the runs took, not
+how long this invocation waited; evaluations are not included.
 
 **One warm start per seed, shared by the arms.** When the recipe has a warm start, it runs once per seed in
 ``<out>/warm_start/seed_<s>/`` (the first arm's config, no RL steps), and every arm whose warm-start inputs are
@@ -23,7 +25,6 @@ import copy
 import json
 import shutil
 import statistics
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -66,6 +67,16 @@ def _rows(run_root: Path) -> list[dict]:
 
 def _finished(run_root: Path) -> bool:
     return any(r.get("kind") == "eval" and r.get("stage") == "end" for r in _rows(run_root))
+
+
+def rl_minutes(run_root: Path) -> float:
+    """Minutes of the run's RL steps, from its metrics (resumed runs keep the rows of the steps before the kill)."""
+    return sum(r.get("time/step_s", 0.0) for r in _rows(run_root) if r.get("kind") == "train") / 60
+
+
+def warm_start_minutes(run_root: Path) -> float:
+    """Minutes the run's warm start took (data and SFT), from its ``warm_start`` metrics row."""
+    return sum(r.get("time/seconds", 0.0) for r in _rows(run_root) if r.get("kind") == "warm_start") / 60
 
 
 def stage_eval(run_root: Path, stage: str) -> dict[str, float]:
@@ -153,32 +164,30 @@ def run_ablation(
     and gather final evaluations; arms share one warm start per seed where they can (module docstring)."""
     out.mkdir(parents=True, exist_ok=True)
     per_arm: dict[str, list[dict]] = {a: [] for a in arms}
-    wall: dict[str, list[float]] = {a: [] for a in arms}
+    minutes: dict[str, list[float]] = {a: [] for a in arms}
     warm_rows: list[dict] = []
-    warm_wall: list[float] = []
+    warm_minutes: list[float] = []
     for seed in seeds:
         cfgs = {arm: overrides_for(arm, seed) for arm in arms}
         first = cfgs[arms[0]]
         warm_root = None
         if first.warm_start.enabled:
             warm_root = out / "warm_start" / f"seed_{seed}"
-            t0 = time.time()
             if not _finished(warm_root):
                 warm_cfg = copy.deepcopy(first)
                 warm_cfg.steps, warm_cfg.name = 0, f"warm_start-seed{seed}"
                 train_fn(warm_cfg, warm_root)
-            warm_wall.append((time.time() - t0) / 60)
+            warm_minutes.append(warm_start_minutes(warm_root))
             warm_rows.append(stage_eval(warm_root, "after_warm_start"))
         for arm in arms:
             cfg = cfgs[arm]
             root = out / arm / f"seed_{seed}"
-            t0 = time.time()
             if not _finished(root):
                 shared = warm_root is not None and warm_start_view(cfg) == warm_start_view(first)
                 if shared and not (root / "checkpoints" / "latest").exists():
                     fork_run(warm_root, root, cfg)
                 train_fn(cfg, root)
-            wall[arm].append((time.time() - t0) / 60)
+            minutes[arm].append(rl_minutes(root))
             per_arm[arm].append(final_eval(root))
     result = {
         "recipe": base.recipe,
@@ -186,11 +195,11 @@ def run_ablation(
         "seeds": list(seeds),
         "budget": {"steps": base.steps, "max_minutes": base.max_minutes, "batch_size": base.batch_size},
         "eval": {"benchmarks": base.eval.benchmarks, "limit": base.eval.limit, "judge": base.eval.judge},
-        "wall_minutes": wall,
+        "rl_minutes": minutes,
     }
     if warm_rows:
         result["warm_start"] = summarise({"warm_start": warm_rows}, base.eval.judge)["warm_start"]
-        result["warm_start_minutes"] = warm_wall
+        result["warm_start_minutes"] = warm_minutes
     tmp = out / "ablation.json.tmp"
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out / "ablation.json")
