@@ -61,6 +61,8 @@ def read_rows(run_root: Path) -> list[dict]:
 
 
 def summary(run_root: Path) -> dict:
+    from safeplay.engine.ablation import rl_minutes
+
     rows = read_rows(run_root)
     evals = [r for r in rows if r.get("kind") == "eval"]
     train = [r for r in rows if r.get("kind") == "train"]
@@ -74,7 +76,7 @@ def summary(run_root: Path) -> dict:
         "pool_size": train[-1].get("ssp/pool_size") if train else None,
         "replays": train[-1].get("ssp/pool_total_visits") if train else None,
         "replay_still_failing_mean": sum(replayed) / len(replayed) if replayed else None,
-        "train_minutes": sum(r.get("time/step_s", 0.0) for r in train) / 60,
+        "train_minutes": rl_minutes(run_root),
     }
 
 
