@@ -20,6 +20,7 @@ Weights live in one safetensors file under the prefix ``cross.`` (adapter tensor
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,8 +57,6 @@ def cut_middle(text: str, head: int, tail: int) -> str:
     an ellipsis (whitespace inside the kept parts is kept as it was)."""
     if head + tail <= 0:
         return text
-    import re
-
     spans = [m.span() for m in re.finditer(r"\S+", text)]
     if len(spans) <= head + tail:
         return text

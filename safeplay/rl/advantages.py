@@ -76,8 +76,8 @@ def grpo_advantages(
 def class_centred(rewards: Sequence[float], keys: Sequence[object]) -> list[float]:
     """Each reward minus the mean reward of the samples with the same key (a per-kind baseline). Samples without
     a key (``None``) share one group."""
-    sums: dict[object, list[float]] = defaultdict(list)
+    by_key: dict[object, list[float]] = defaultdict(list)
     for r, k in zip(rewards, keys):
-        sums[k].append(r)
-    means = {k: sum(v) / len(v) for k, v in sums.items()}
+        by_key[k].append(r)
+    means = {k: sum(v) / len(v) for k, v in by_key.items()}
     return [r - means[k] for r, k in zip(rewards, keys)]
