@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -107,6 +109,32 @@ def test_token_logprobs_carry_gradients(tiny):
     out.sum().backward()
     assert model.model.embed_tokens.weight.grad is not None
     model.zero_grad(set_to_none=True)
+
+
+def test_token_logprobs_match_a_full_forward_with_a_lora_adapter(tiny):
+    """The head-on-hidden-states path equals log_softmax over the model's own full logits, values and gradients."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny
+    torch.manual_seed(1)
+    peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=["q_proj", "v_proj", "lm_head"]))
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    ids, mask = pad_left([[1, 5, 9, 13, 17, 21], [1, 7, 8]], tok.pad_token_id)
+    got = token_logprobs(peft, ids, mask, start=2)
+    logits = peft(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+    full = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    valid = (mask[:, 1:] * mask[:, :-1]).bool()
+    valid[:, :2] = False
+    assert torch.allclose(got[valid], full[valid], atol=1e-5)
+    assert (got[~valid] == 0).all()
+    lora = [p for n, p in peft.named_parameters() if "lora_A" in n and p.requires_grad]
+    g_got = torch.autograd.grad(got[valid].sum(), lora, retain_graph=True)
+    g_full = torch.autograd.grad(full[valid].sum(), lora)
+    for a, b in zip(g_got, g_full):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_stop_string_truncates(tiny):

@@ -17,6 +17,20 @@ def gather_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     return picked - torch.logsumexp(logits, dim=-1)
 
 
+LM_HEAD_ONLY = ("llama", "qwen2", "mistral")
+"""Model types whose logits are exactly ``lm_head(last hidden state)`` (no soft-capping or logit scale), so the
+head can be applied here to a contiguous 2-D slice of hidden states."""
+
+
+def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    base = getattr(model, "get_base_model", None)  # peft wrappers: adapters live in the inner modules
+    lm = base() if callable(base) else model
+    if getattr(getattr(lm, "config", None), "model_type", None) not in LM_HEAD_ONLY:
+        return None
+    body, head = getattr(lm, "model", None), getattr(lm, "lm_head", None)
+    return (body, head) if body is not None and head is not None else None
+
+
 def token_logprobs(
     model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0
 ) -> torch.Tensor:
@@ -25,19 +39,26 @@ def token_logprobs(
     ``start``: positions before it are not needed (they score prompt tokens) and come back as 0 — the LM head,
     a fifth of the forward's FLOPs and most of its memory (B·L·vocab logits), then runs on the rest only.
     Gradients flow when autograd is enabled. Positions come from the attention mask.
+
+    For Llama-family models the head runs on a contiguous (rows·positions, hidden) matrix: through the model's
+    own ``logits_to_keep`` slice, a strided 3-D input, ``matmul`` broadcasts the (vocab × hidden) head weight
+    into a batched product and copies it once per row — on a CPU, a fifth of an update's time.
     """
     attention_mask = attention_mask.to(input_ids.device)
     width = input_ids.shape[1]
     start = max(0, min(int(start), width - 1))
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-        use_cache=False,
-        logits_to_keep=width - start,
-    )
-    # The logits now cover positions start .. L-1; the last one predicts past the sequence.
-    lp = gather_logprobs(out.logits[:, :-1], input_ids[:, start + 1 :])
+    positions = position_ids_from_mask(attention_mask)
+    parts = _body_and_head(model)
+    if parts is not None:
+        body, head = parts
+        hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False)
+        h = hidden.last_hidden_state[:, start:-1]
+        logits = head(h.reshape(-1, h.shape[-1])).view(h.shape[0], h.shape[1], -1)
+    else:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False,
+                    logits_to_keep=width - start)
+        logits = out.logits[:, :-1]  # covers positions start .. L-2; the last one predicted past the sequence
+    lp = gather_logprobs(logits, input_ids[:, start + 1 :])
     valid = attention_mask[:, start + 1 :].bool() & attention_mask[:, start:-1].bool()
     # Padding positions may hold junk (a fully masked query row); zero them so masked sums stay finite.
     lp = torch.where(valid, lp, torch.zeros_like(lp))
