@@ -65,6 +65,9 @@ class Completion:
     """Log-probability of each generated token under the policy (temperature 1, no truncation)."""
     finish_reason: FinishReason
     """``eos``: the model ended; ``stop``: a stop string matched; ``length``: max_new_tokens reached."""
+    sampled: bool = True
+    """True when ``token_ids`` were sampled token by token from the policy, so ``logprobs`` are the behaviour
+    policy's own (a trainer may use them as PPO's "old" log-probs); False for answers picked another way."""
 
 
 class Generator(Protocol):

@@ -52,6 +52,7 @@ def sample_from(turn: Turn, reward: float, group: object = None, game: Game | No
         reward=float(reward),
         group=group,
         meta=meta,
+        rollout_logprobs=list(turn.completion.logprobs) if turn.completion.sampled else None,
     )
 
 

@@ -330,6 +330,7 @@ class TriPlay(Recipe):
                 token_ids=list(ids),
                 logprobs=[float(lp[k, i])] + [0.0] * (len(ids) - 1),
                 finish_reason="eos",
+                sampled=False,  # a pick among the label words, not token-by-token sampling
             ))
         return out
 

@@ -21,6 +21,13 @@ class RoleSample:
     advantage: float | None = None
     """Filled by GRPO (one value for every token of the sample)."""
     meta: dict = field(default_factory=dict)
+    rollout_logprobs: list[float] | None = None
+    """The behaviour policy's log-probability of each completion token, as the generator sampled it (raw
+    distribution, temperature 1); None when the completion was not sampled token by token from the policy."""
+
+    @property
+    def has_rollout_logprobs(self) -> bool:
+        return self.rollout_logprobs is not None and len(self.rollout_logprobs) == len(self.completion_ids)
 
 
 T = TypeVar("T")

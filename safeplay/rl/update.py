@@ -75,6 +75,16 @@ class RLConfig:
     (all micro-batch graphs are alive until the advantages are known: about 1.5 MB per token for the 135M model,
     so 2048 tokens hold ~3 GB). 0 = always two passes."""
 
+    old_logprobs: Literal["rollout", "recompute"] = "rollout"
+    """Where REINFORCE++'s KL-in-reward term (and, with several mini-batches, the PPO ratio's denominator) takes the
+    behaviour policy's log-probs from. ``rollout``: the generator's own log-probs of the tokens it sampled — the
+    behaviour policy by definition; they differ from a teacher-forced pass only by floating-point noise (bundled
+    model in bf16: 0.05 nats per token on average, about the gap between bf16 and fp32 teacher forcing) — and the
+    update runs one forward pass fewer. ``recompute``: a teacher-forced pass before the update (OpenRLHF's way).
+    Samples without rollout log-probs (answers picked among fixed choices) are recomputed either way. Not a
+    question at all with one mini-batch and no KL in the reward (GRPO): the ratio's denominator is then the
+    gradient pass's own value (exactly on-policy) and no "old" pass runs."""
+
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
         check(self.algorithm != "grpo" or self.group_size >= 2, "group_size", "GRPO needs group_size >= 2")
@@ -87,6 +97,7 @@ class RLConfig:
         check(self.micro_batch_tokens >= 0, "micro_batch_tokens", "must be >= 0")
         check(self.baseline in ("batch", "class"), "baseline", f"{self.baseline!r} is not allowed; choose batch or class")
         check(self.kl_reference in ("initial", "base"), "kl_reference", f"{self.kl_reference!r} is not allowed; choose initial or base")
+        check(self.old_logprobs in ("rollout", "recompute"), "old_logprobs", f"{self.old_logprobs!r} is not allowed; choose rollout or recompute")
 
 
 @dataclass
@@ -177,35 +188,56 @@ class PolicyUpdater:
 
         return length_chunks(items, length, self.rl.micro_batch_size, self.rl.micro_batch_tokens)
 
-    def _forward_rows(self, role: str, samples: Sequence[RoleSample], grad: bool) -> list[dict]:
-        """Per-sample behaviour ("old") and reference log-probs, in the input order.
+    def _forward_rows(self, role: str, samples: Sequence[RoleSample], old: str) -> list[dict]:
+        """Per-sample behaviour ("old") and reference log-probs and response masks, in the input order.
 
-        With ``grad``, each row also keeps its micro-batch's differentiable log-probs (``live``/``index``)."""
+        ``old`` says where the behaviour log-probs come from (``_old_source``): ``fused`` — a gradient pass whose
+        differentiable log-probs each row keeps (``live``/``index``) for the loss; ``pass`` — a no-grad pass;
+        ``rollout`` — the samples' own; ``live`` — none needed before the loss (``old`` is None)."""
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
         need_ref = self.rl.kl_beta > 0
         rows: dict[int, dict] = {}
         for chunk in self._micro_batches(list(enumerate(samples)), sample_of=lambda x: x[1]):
             batch = collate([s for _, s in chunk], pad, device)
-            logp = self._logprobs(role, batch, grad=grad)
-            old = logp.detach()
+            logp = self._logprobs(role, batch, grad=old == "fused") if old in ("fused", "pass") else None
             ref = (
                 self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start, role=role).float()
                 if need_ref
-                else old
+                else None
             )
             for i, (pos, s) in enumerate(chunk):
                 n = int(batch.attention_mask[i].sum())
-                row = {"sample": s, "old": old[i, : n - 1], "ref": ref[i, : n - 1], "mask": batch.response_mask[i, : n - 1]}
-                if grad:
+                mask = batch.response_mask[i, : n - 1]
+                if old == "rollout":
+                    row_old = torch.zeros_like(mask)
+                    p = len(s.prompt_ids)
+                    row_old[p - 1 : p - 1 + len(s.completion_ids)] = torch.tensor(s.rollout_logprobs, device=mask.device)
+                else:
+                    row_old = logp[i, : n - 1].detach() if logp is not None else None
+                row_ref = ref[i, : n - 1] if ref is not None else row_old
+                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask}
+                if old == "fused":
                     row.update(live=logp, index=i)
                 rows[pos] = row
         return [rows[i] for i in range(len(samples))]
 
+    def _old_source(self, samples: Sequence[RoleSample], fused: bool) -> str:
+        """Where one role's behaviour log-probs come from (see ``_forward_rows``); ``fused`` if it fits."""
+        rl = self.rl
+        kl_needs_old = rl.algorithm == "reinforce_pp" and rl.kl_in_reward and rl.kl_beta > 0
+        if rl.minibatches == 1 and not kl_needs_old:
+            return "live"
+        if rl.old_logprobs == "rollout" and all(s.has_rollout_logprobs for s in samples):
+            return "rollout"
+        return "fused" if fused else "pass"
+
     # -- advantages -------------------------------------------------------------------------------
 
     def _prepare(self, samples: Sequence[RoleSample], fused: bool) -> tuple[list[dict], dict[str, float]]:
-        """Rows with old/ref log-probs and per-token advantages (REINFORCE++ whitened per role, or GRPO)."""
+        """Rows with old/ref log-probs and per-token advantages (REINFORCE++ whitened per role, or GRPO).
+
+        ``fused``: the whole rollout fits one fused gradient pass (``_fits_fused``), for roles that need it."""
         rl = self.rl
         rows: list[dict] = []
         stats: dict[str, float] = {}
@@ -224,19 +256,21 @@ class PolicyUpdater:
                     group = [s for s in group if s.advantage != 0.0]
                 if not group:
                     continue
-                role_rows = self._forward_rows(role, group, grad=fused)
-                kl_vals = []
+                role_rows = self._forward_rows(role, group, self._old_source(group, fused))
                 for r in role_rows:
                     r["adv"] = torch.full_like(r["mask"], r["sample"].advantage)
-                    k = kl_per_token(r["old"], r["ref"], rl.kl_estimator)
-                    kl_vals.append(float((k * r["mask"]).sum() / r["mask"].sum().clamp(min=1)))
-                stats[f"{role}/kl"] = sum(kl_vals) / max(1, len(kl_vals))
+                if role_rows[0]["old"] is not None and role_rows[0]["ref"] is not None:
+                    stats[f"{role}/kl"] = sum(self._row_kl(r["old"], r) for r in role_rows) / len(role_rows)
             else:
-                role_rows = self._forward_rows(role, group, grad=fused)
+                role_rows = self._forward_rows(role, group, self._old_source(group, fused))
                 width = max(r["mask"].shape[0] for r in role_rows)
                 pad2 = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]))  # noqa: E731
                 m = torch.stack([pad2(r["mask"]) for r in role_rows])
-                kl = torch.stack([pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator)) for r in role_rows])
+                known = role_rows[0]["old"] is not None and role_rows[0]["ref"] is not None
+                kl = torch.stack([
+                    pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator) if known else torch.zeros_like(r["mask"]))
+                    for r in role_rows
+                ])
                 rewards = [max(-rl.reward_clip, min(rl.reward_clip, r["sample"].reward)) for r in role_rows]
                 if rl.baseline == "class":
                     rewards = class_centred(rewards, [r["sample"].meta.get("baseline_key") for r in role_rows])
@@ -246,9 +280,16 @@ class PolicyUpdater:
                 adv = whiten(returns, m, centre=rl.baseline == "batch") if len(role_rows) > 1 else returns
                 for i, r in enumerate(role_rows):
                     r["adv"] = adv[i, : r["mask"].shape[0]]
-                stats[f"{role}/kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
+                if known:
+                    stats[f"{role}/kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
             rows.extend(role_rows)
         return rows, stats
+
+    def _row_kl(self, logp: torch.Tensor, row: dict) -> float:
+        """Mean KL estimate over one row's response tokens (GRPO's reported KL: per sequence, then averaged)."""
+        n = row["mask"].shape[0]
+        k = kl_per_token(logp[:n], row["ref"], self.rl.kl_estimator)
+        return float((k * row["mask"]).sum() / row["mask"].sum().clamp(min=1))
 
     def _fits_fused(self, samples: Sequence[RoleSample]) -> bool:
         if self.rl.minibatches != 1 or self.rl.fused_max_tokens <= 0:
@@ -267,12 +308,13 @@ class PolicyUpdater:
         device = logp.device
         width = logp.shape[1]
         fit = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0])).to(device)  # noqa: E731
-        old = torch.stack([fit(r["old"]) for r in micro])
-        ref = torch.stack([fit(r["ref"]) for r in micro])
+        # One mini-batch: the weights have not moved since the rollout, so π_old is the gradient pass's own value.
+        old = logp.detach() if rl.minibatches == 1 else torch.stack([fit(r["old"]) for r in micro])
         adv = torch.stack([fit(r["adv"]) for r in micro])
         mask = torch.stack([fit(r["mask"]) for r in micro])
         loss, info = ppo_clip_loss(logp, old, adv, mask, rl.clip_eps)
         if rl.kl_beta > 0 and not rl.kl_in_reward:
+            ref = torch.stack([fit(r["ref"]) for r in micro])
             loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
         return loss, info
 
@@ -287,26 +329,27 @@ class PolicyUpdater:
         if rl.skip_zero_advantage:
             rows = [r for r in rows if bool((r["adv"].abs() * r["mask"]).sum() > 0)]
         stats["samples_trained"] = float(len(rows))
-        stats["fused_pass"] = float(fused)
+        stats["fused_pass"] = float(any("live" in r for r in rows))
         if not rows:
             return stats
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
         per_mb = math.ceil(len(rows) / rl.minibatches)
         losses, clip_fracs, norms = [], [], []
+        live_kl: dict[str, list[float]] = {}  # roles whose KL was not known before the gradient pass
         for mb_start in range(0, len(rows), per_mb):
             mb = rows[mb_start : mb_start + per_mb]
             self.optimizer.zero_grad(set_to_none=True)
-            if fused:
-                # Reuse the graphs of the first pass: one loss per micro-batch of that pass.
-                groups: dict[int, list[dict]] = {}
-                for r in mb:
-                    groups.setdefault(id(r["live"]), []).append(r)
-                micro_batches = list(groups.values())
-            else:
-                micro_batches = self._micro_batches(mb, sample_of=lambda r: r["sample"])
+            # Rows of a fused first pass reuse its graphs (one loss per micro-batch of that pass); the others get
+            # their gradient pass here.
+            graphs: dict[int, list[dict]] = {}
+            for r in mb:
+                if "live" in r:
+                    graphs.setdefault(id(r["live"]), []).append(r)
+            rest = [r for r in mb if "live" not in r]
+            micro_batches = list(graphs.values()) + self._micro_batches(rest, sample_of=lambda r: r["sample"])
             for micro in micro_batches:
-                if fused:
+                if "live" in micro[0]:
                     logp = micro[0]["live"][[r["index"] for r in micro]]
                 else:
                     # Samples in a micro-batch may belong to different roles that share this policy's weights.
@@ -316,6 +359,9 @@ class PolicyUpdater:
                 (loss * len(micro) / len(mb)).backward()
                 losses.append(float(loss.detach()))
                 clip_fracs.append(info["clip_frac"])
+                for i, r in enumerate(micro):
+                    if r["old"] is None and r["ref"] is not None:
+                        live_kl.setdefault(r["sample"].role, []).append(self._row_kl(logp[i].detach(), r))
             if sft_samples and rl.aux_sft_coef > 0:
                 sft = collate(list(sft_samples), pad, device)
                 logp = self._logprobs(sft_samples[0].role, sft, grad=True)
@@ -336,4 +382,6 @@ class PolicyUpdater:
         )
         if norms:
             stats["grad_norm"] = sum(norms) / len(norms)
+        for role, vals in live_kl.items():
+            stats[f"{role}/kl"] = sum(vals) / len(vals)
         return stats
