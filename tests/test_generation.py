@@ -132,8 +132,16 @@ def test_token_logprobs_match_a_full_forward_with_a_lora_adapter(tiny):
     assert (got[~valid] == 0).all()
     lora = [p for n, p in peft.named_parameters() if "lora_A" in n and p.requires_grad]
     g_got = torch.autograd.grad(got[valid].sum(), lora, retain_graph=True)
-    g_full = torch.autograd.grad(full[valid].sum(), lora)
+    g_full = torch.autograd.grad(full[valid].sum(), lora, retain_graph=True)
     for a, b in zip(g_got, g_full):
+        assert torch.allclose(a, b, atol=1e-5)
+    only = valid.clone()
+    only[0, 3] = False  # a hole inside a row: scored positions need not be contiguous
+    picked = token_logprobs(peft, ids, mask, only=only)
+    assert torch.allclose(picked[only], full[only], atol=1e-5) and (picked[~only] == 0).all()
+    g_picked = torch.autograd.grad(picked.sum(), lora)
+    g_want = torch.autograd.grad(full[only].sum(), lora)
+    for a, b in zip(g_picked, g_want):
         assert torch.allclose(a, b, atol=1e-5)
 
 

@@ -151,7 +151,7 @@ def test_grpo_skips_zero_variance_groups_before_any_forward():
     pol = policies()
     calls = []
     original = pol.token_logprobs
-    pol.token_logprobs = lambda role, ids, *a: (calls.append(ids.shape[0]), original(role, ids, *a))[1]
+    pol.token_logprobs = lambda role, ids, *a, **k: (calls.append(ids.shape[0]), original(role, ids, *a, **k))[1]
     flat = [RoleSample("defender", [11, 12, 13], [14, 15], reward=1.0, group=g) for g in (0, 0, 1, 1)]
     flat[2].reward = -1.0  # group 1 varies, group 0 does not
     stats = PolicyUpdater(pol, "defender", RLConfig(algorithm="grpo", group_size=2), OptimConfig(), 1).step(flat)

@@ -224,7 +224,8 @@ def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Rando
                     length = lambda s: len(s.prompt_ids) + len(s.completion_ids)  # noqa: E731
                     for chunk in length_chunks(items, length, micro, cfg.rl.micro_batch_tokens):
                         batch = collate(chunk, pad, policies.device)
-                        logp = policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
+                        logp = policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start,
+                                                       only=batch.response_mask).float()
                         loss = sft_loss(logp, batch.response_mask)
                         (loss * len(chunk) / len(batch_samples)).backward()
                         losses.append(float(loss.detach()))

@@ -32,34 +32,48 @@ def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Mo
 
 
 def token_logprobs(
-    model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    start: int = 0,
+    only: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, L-1): log p(input_ids[:, t+1] | input_ids[:, :t+1]); 0 where either token is padding.
 
     ``start``: positions before it are not needed (they score prompt tokens) and come back as 0 — the LM head,
     a fifth of the forward's FLOPs and most of its memory (B·L·vocab logits), then runs on the rest only.
+    ``only``: a (B, L-1) mask of the positions wanted (e.g. a batch's response mask); the rest come back as 0 and,
+    for Llama-family models, the head runs on the wanted positions alone — in a batch of prompts of different
+    lengths most positions after ``start`` still score prompt tokens or padding.
     Gradients flow when autograd is enabled. Positions come from the attention mask.
 
-    For Llama-family models the head runs on a contiguous (rows·positions, hidden) matrix: through the model's
-    own ``logits_to_keep`` slice, a strided 3-D input, ``matmul`` broadcasts the (vocab × hidden) head weight
-    into a batched product and copies it once per row — on a CPU, a fifth of an update's time.
+    For Llama-family models the head runs on a contiguous (positions, hidden) matrix: through the model's own
+    ``logits_to_keep`` slice, a strided 3-D input, ``matmul`` broadcasts the (vocab × hidden) head weight into a
+    batched product and copies it once per row — on a CPU, a fifth of an update's time.
     """
     attention_mask = attention_mask.to(input_ids.device)
     width = input_ids.shape[1]
     start = max(0, min(int(start), width - 1))
+    valid = attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()
+    if only is not None:
+        valid = valid & only.to(valid.device).bool()
     positions = position_ids_from_mask(attention_mask)
     parts = _body_and_head(model)
     if parts is not None:
         body, head = parts
         hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False)
-        h = hidden.last_hidden_state[:, start:-1]
+        h = hidden.last_hidden_state[:, :-1]
+        if only is not None:
+            where = valid.nonzero(as_tuple=True)
+            picked = gather_logprobs(head(h[where]), input_ids[:, 1:][where])
+            return picked.new_zeros(valid.shape).index_put(where, picked)
+        h = h[:, start:]
         logits = head(h.reshape(-1, h.shape[-1])).view(h.shape[0], h.shape[1], -1)
     else:
         out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False,
                     logits_to_keep=width - start)
         logits = out.logits[:, :-1]  # covers positions start .. L-2; the last one predicted past the sequence
     lp = gather_logprobs(logits, input_ids[:, start + 1 :])
-    valid = attention_mask[:, start + 1 :].bool() & attention_mask[:, start:-1].bool()
     # Padding positions may hold junk (a fully masked query row); zero them so masked sums stay finite.
-    lp = torch.where(valid, lp, torch.zeros_like(lp))
+    lp = torch.where(valid[:, start:], lp, torch.zeros_like(lp))
     return torch.nn.functional.pad(lp, (start, 0)) if start else lp

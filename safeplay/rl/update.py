@@ -178,7 +178,9 @@ class PolicyUpdater:
 
     def _logprobs(self, role: str, batch: TokenBatch, grad: bool) -> torch.Tensor:
         with torch.set_grad_enabled(grad):
-            return self.policies.token_logprobs(role, batch.input_ids, batch.attention_mask, batch.start).float()
+            return self.policies.token_logprobs(
+                role, batch.input_ids, batch.attention_mask, batch.start, only=batch.response_mask
+            ).float()
 
     def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
         """Chunks of at most ``micro_batch_size`` samples and ``micro_batch_tokens`` padded tokens, in length
@@ -202,7 +204,9 @@ class PolicyUpdater:
             batch = collate([s for _, s in chunk], pad, device)
             logp = self._logprobs(role, batch, grad=old == "fused") if old in ("fused", "pass") else None
             ref = (
-                self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start, role=role).float()
+                self.policies.ref_token_logprobs(
+                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask
+                ).float()
                 if need_ref
                 else None
             )
