@@ -1,7 +1,9 @@
 """The lean decoder (``FastGenerator``) against the plain HF path on tiny random models.
 
 Tolerance: on fp32 tiny models both paths run the same maths in a different order (fused projections, merged
-LoRA weights), so the chosen tokens must be identical and the reported log-probs agree within 1e-4.
+LoRA weights, a shared prompt start run once), so the chosen tokens must be identical and the reported log-probs
+agree within 1e-4. Sampled comparisons keep a top-k cut: a random tiny model's next-token distribution is nearly
+uniform over 49k tokens, where rounding noise of 1e-7 moves an inverse-CDF draw to the neighbouring token.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def test_matches_hf_under_each_adapter_and_with_adapters_off():
     hf = HFGenerator(pm, tok, micro_batch_size=3)
     current = {"name": "a"}
     fast = FastGenerator(pm, tok, micro_batch_size=3, adapter=lambda: current["name"])
-    sp = SamplingParams(temperature=1.0, max_new_tokens=10)
+    sp = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=10)
     outs = {}
     for name in ("a", "b"):
         pm.set_adapter(name)
@@ -113,11 +115,36 @@ def test_prefill_of_long_prompts_a_few_rows_at_a_time_changes_nothing(monkeypatc
     from safeplay.generation.fast import FastDecoder
 
     model, tok = tiny_model(seed=0)
-    sp = SamplingParams(temperature=1.0, max_new_tokens=8)
+    sp = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=8)
     whole = FastGenerator(model, tok, micro_batch_size=8).generate(prompts(8), sp, seed=3)
     monkeypatch.setattr(FastDecoder, "PREFILL_SCORE_BYTES", 1)  # one row per prefill chunk
     rows = FastGenerator(model, tok, micro_batch_size=8).generate(prompts(8), sp, seed=3)
     assert_same(whole, rows)
+
+
+def test_shared_prefix_duplicates_and_length_groups_match_hf(monkeypatch):
+    """The prompts share the chat template's system-prompt start (prefilled once), two are exact repeats (a GRPO
+    group: prefilled once, then copied), and rows are prefilled in groups of 2 padded to their own length."""
+    from safeplay.generation.fast import FastDecoder, shared_prefix_length
+
+    model, tok = tiny_model(seed=0)
+    batch = prompts(5) + [prompts(5)[3], prompts(5)[1]]
+    hf_gen, fast_gen = HFGenerator(model, tok, micro_batch_size=8), FastGenerator(model, tok, micro_batch_size=8)
+    assert shared_prefix_length([fast_gen.encode(q) for q in batch]) >= FastGenerator.MIN_SHARED_PREFIX
+    monkeypatch.setattr(FastDecoder, "PREFILL_GROUP_ROWS", 2)
+    for sp in (SamplingParams(temperature=0, max_new_tokens=10), SamplingParams(temperature=1.0, top_k=50, max_new_tokens=10)):
+        assert_same(hf_gen.generate(batch, sp, seed=4), fast_gen.generate(batch, sp, seed=4))
+    monkeypatch.setattr(FastGenerator, "MIN_SHARED_PREFIX", 10_000)  # the same without the shared prefix
+    sp = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=10)
+    assert_same(hf_gen.generate(batch, sp, seed=4), fast_gen.generate(batch, sp, seed=4))
+
+
+def test_shared_prefix_length_leaves_each_prompt_a_token():
+    from safeplay.generation.fast import shared_prefix_length
+
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert shared_prefix_length([[7, 2], [1, 2]]) == 0
 
 
 def test_generation_logprobs_match_teacher_forcing():

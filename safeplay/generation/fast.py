@@ -8,8 +8,12 @@ concatenation (copying itself each step). This decoder runs the same maths with
 * **merged weights**: each linear layer's weight is ``W + scale·B·A`` of the active LoRA adapter (peft's
   ``get_delta_weight``), built once per weights version and cached; Q/K/V and gate/up projections are fused
   into one matmul each;
-* a **preallocated KV cache** written in place, with the grouped query heads folded into the query length during
-  decoding so grouped-query attention needs no copy of K/V;
+* a **preallocated KV cache** written in place (keys transposed, so a decode step's q·Kᵀ reads the filled slots
+  as a plain strided matrix), with the grouped query heads folded into the query length during decoding so
+  grouped-query attention needs no copy of K/V;
+* a **shared prompt start** (chat template, system prompt, role instructions) prefilled once per micro-batch,
+  identical prompts (a GRPO group) prefilled once, and the rest prefilled in length groups without the batch's
+  padding;
 * finished rows **compacted out** of the batch in buckets (not every step), so early stops still save work.
 
 The numerics are the model's own (RMSNorm in fp32 as in HF, the model's rotary embedding module, SDPA attention),
@@ -147,6 +151,17 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix all ``prompts`` share, leaving every prompt at least one token of its own (the
+    last prompt token's logits start the decoding)."""
+    first = prompts[0]
+    limit = min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
 class FastDecoder:
     """Prefill + incremental decoding over a preallocated KV cache for one batch of prompts."""
 
@@ -193,32 +208,90 @@ class FastDecoder:
     batch of long prompts is prefilled a few rows at a time (64 WildJailbreak prompts of ~1,000 tokens would
     otherwise hold 2 GB of scores per layer call)."""
 
-    def prefill(self, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, capacity: int) -> torch.Tensor:
-        """Run the prompts (left-padded), allocate the cache for ``capacity`` slots; logits of the last position."""
+    PREFILL_GROUP_ROWS = 16
+    """Rows are prefilled in groups of at most this many, each padded only to its own longest prompt (rows come
+    sorted by length): a group is still a matrix of hundreds of tokens, and the padding of a mixed batch is gone."""
+
+    def prefill(
+        self,
+        input_ids: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        capacity: int,
+        prefix: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the prompts, allocate the cache for ``capacity`` slots; logits of each row's last position.
+
+        ``input_ids`` are left-padded. ``prefix`` (1-D token ids): a start that every row shares, run once and
+        placed in cache slots ``[0, len(prefix))`` of every row; ``input_ids`` then hold only what follows it, and
+        ``positions`` count from the prefix's end. Attention does not depend on where a key sits in the cache,
+        only on its rotary position and the mask, so the shared start needs no copy per row in the prefill."""
         b, s = input_ids.shape
-        shape = (b, self.n_kv, capacity, self.head_dim)
-        self.k = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.w.layers]
-        self.v = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.w.layers]
+        p = 0 if prefix is None else int(prefix.numel())
+        # Keys are kept transposed, (rows, kv heads, head_dim, slots): a decode step's q·Kᵀ then reads the first
+        # t slots as an ordinary strided matrix (SDPA on a slice of a preallocated cache runs at half the speed).
+        # Zeros, not empty: slots left of a short row's prompt are never written but are read (masked), and a
+        # masked NaN would still poison the weighted sum of V.
+        self.kt = [torch.zeros((b, self.n_kv, self.head_dim, capacity), dtype=self.dtype, device=self.device)
+                   for _ in self.w.layers]
+        self.v = [torch.zeros((b, self.n_kv, capacity, self.head_dim), dtype=self.dtype, device=self.device)
+                  for _ in self.w.layers]
         self.valid = torch.zeros((b, capacity), dtype=torch.bool, device=self.device)
-        self.valid[:, :s] = mask.bool()
-        self.length = s
-        rows = max(1, int(self.PREFILL_SCORE_BYTES // (4 * self.n_heads * s * s)))
-        logits = [self._prefill_rows(slice(r, min(b, r + rows)), input_ids, mask, positions) for r in range(0, b, rows)]
+        self.valid[:, :p] = True
+        self.valid[:, p : p + s] = mask.bool()
+        self.length = p + s
+        if p:
+            self._prefill_prefix(prefix)
+        lengths = mask.sum(-1).tolist()
+        logits = []
+        r = 0
+        while r < b:
+            end = min(b, r + self.PREFILL_GROUP_ROWS)
+            width = max(1, max(int(x) for x in lengths[r:end]))  # the group's columns: the last ``width``
+            rows = max(1, int(self.PREFILL_SCORE_BYTES // (4 * self.n_heads * width * (p + width))))
+            end = min(end, r + rows)
+            logits.append(self._prefill_rows(slice(r, end), input_ids[:, s - width :], mask[:, s - width :],
+                                             positions[:, s - width :], p, p + s - width))
+            r = end
         return logits[0] if len(logits) == 1 else torch.cat(logits)
 
-    def _prefill_rows(self, rows: slice, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def _prefill_prefix(self, prefix: torch.Tensor) -> None:
+        """Run the shared prefix once (one row) and copy its keys and values into every row's first slots."""
+        p = int(prefix.numel())
+        h = F.embedding(prefix[None], self.w.embed)
+        cos, sin = self._rope(h, torch.arange(p, device=self.device)[None])
+        group = self.n_heads // self.n_kv
+        for i, lw in enumerate(self.w.layers):
+            q, k, v = self._layer_qkv(lw, h, cos, sin)
+            self.kt[i][..., :p] = k.transpose(-1, -2)
+            self.v[i][:, :, :p] = v
+            if group > 1:
+                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            attn = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            h = self._layer_out(lw, h, attn.transpose(1, 2))
+
+    def _prefill_rows(
+        self, rows: slice, input_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, p: int, at: int
+    ) -> torch.Tensor:
+        """Prefill ``rows`` whose tokens are ``input_ids[rows]`` (left-padded), written to cache slots from ``at``
+        on; they attend to the shared prefix in slots ``[0, p)`` and causally to their own tokens (slots between
+        the two stay zero and masked)."""
         s = input_ids.shape[1]
         causal = torch.ones((s, s), dtype=torch.bool, device=self.device).tril()
         # Padding queries attend to themselves so no row is fully masked (a NaN row would poison V sums).
-        allowed = (causal[None] & mask[rows].bool()[:, None, :]) | torch.eye(s, dtype=torch.bool, device=self.device)[None]
+        own = (causal[None] & mask[rows].bool()[:, None, :]) | torch.eye(s, dtype=torch.bool, device=self.device)[None]
+        allowed = torch.cat([own.new_ones((own.shape[0], s, p)), own], dim=-1) if p else own
         allowed = allowed[:, None]
         h = F.embedding(input_ids[rows], self.w.embed)
         cos, sin = self._rope(h, positions[rows])
         group = self.n_heads // self.n_kv
         for i, lw in enumerate(self.w.layers):
             q, k, v = self._layer_qkv(lw, h, cos, sin)
-            self.k[i][rows, :, :s] = k
-            self.v[i][rows, :, :s] = v
+            self.kt[i][rows, ..., at : at + s] = k.transpose(-1, -2)
+            self.v[i][rows, :, at : at + s] = v
+            if p:
+                k = torch.cat([self.kt[i][rows, ..., :p].transpose(-1, -2), k], dim=2)
+                v = torch.cat([self.v[i][rows, :, :p], v], dim=2)
             if group > 1:
                 k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
             attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
@@ -234,20 +307,24 @@ class FastDecoder:
         h = F.embedding(tokens[:, None], self.w.embed)
         cos, sin = self._rope(h, positions[:, None])
         group = self.n_heads // self.n_kv
-        mask = self.valid[:, None, None, : t + 1]
+        # Attention written out (scores in fp32, as SDPA accumulates them): one additive mask for all layers.
+        bias = torch.zeros((b, 1, 1, t + 1), dtype=torch.float32, device=self.device)
+        bias.masked_fill_(~self.valid[:, None, None, : t + 1], float("-inf"))
+        scale = self.head_dim**-0.5
         for i, lw in enumerate(self.w.layers):
             q, k, v = self._layer_qkv(lw, h, cos, sin)
-            self.k[i][:, :, t : t + 1] = k
-            self.v[i][:, :, t : t + 1] = v
+            self.kt[i][..., t] = k[:, :, 0]
+            self.v[i][:, :, t] = v[:, :, 0]
             # (b, heads, 1, d) -> (b, kv, group, d): each K/V head serves its group as a short query block.
             qg = q.reshape(b, self.n_kv, group, self.head_dim)
-            attn = F.scaled_dot_product_attention(qg, self.k[i][:, :, : t + 1], self.v[i][:, :, : t + 1], attn_mask=mask)
+            scores = torch.matmul(qg, self.kt[i][..., : t + 1]).float() * scale + bias
+            attn = torch.matmul(scores.softmax(-1).to(self.dtype), self.v[i][:, :, : t + 1])
             h = self._layer_out(lw, h, attn.reshape(b, 1, self.n_heads, self.head_dim))
         return self._logits(h[:, -1])
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop every batch row not in ``rows`` (indices into the current batch)."""
-        self.k = [k.index_select(0, rows) for k in self.k]
+        self.kt = [k.index_select(0, rows) for k in self.kt]
         self.v = [v.index_select(0, rows) for v in self.v]
         self.valid = self.valid.index_select(0, rows)
 
@@ -274,6 +351,10 @@ class FastGenerator(HFGenerator):
         self.compact_fraction = compact_fraction
         self._cache: dict[str | None, tuple[tuple, DecoderWeights]] = {}
 
+    MIN_SHARED_PREFIX = 8
+    """A start shared by every prompt of a micro-batch (chat template, system prompt, role instructions) is
+    prefilled once when it is at least this many tokens."""
+
     MAX_CACHED = 4
     """Merged weight sets kept at once (TriPlay alternates three adapters and the base between calls)."""
 
@@ -296,18 +377,29 @@ class FastGenerator(HFGenerator):
 
         device = self.device
         n = len(prompt_ids)
-        width = max(len(p) for p in prompt_ids)
-        input_ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, width), dtype=torch.long)
-        for r, ids in enumerate(prompt_ids):
+        shared = shared_prefix_length(prompt_ids) if n > 1 else 0
+        shared = shared if shared >= self.MIN_SHARED_PREFIX else 0
+        # Identical prompts (a GRPO group) are prefilled once; their rows are copied out of the cache after.
+        first: dict[tuple[int, ...], int] = {}
+        expand = [first.setdefault(tuple(ids), len(first)) for ids in prompt_ids]
+        unique = [list(ids[shared:]) for ids in first]
+        width = max(len(u) for u in unique)
+        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(unique), width), dtype=torch.long)
+        for r, ids in enumerate(unique):
             input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             mask[r, width - len(ids) :] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = position_ids_from_mask(mask)
+        positions = shared + position_ids_from_mask(mask)
+        prefix = torch.tensor(prompt_ids[0][:shared], dtype=torch.long, device=device) if shared else None
 
         dec = FastDecoder(self.model, self.weights())
-        logits = dec.prefill(input_ids, mask, positions, width + sampling.max_new_tokens)
+        logits = dec.prefill(input_ids, mask, positions, shared + width + sampling.max_new_tokens, prefix)
         next_pos = positions[:, -1] + 1
+        if len(unique) < n:
+            rows_of = torch.tensor(expand, device=device)
+            dec.keep(rows_of)
+            logits, next_pos = logits.index_select(0, rows_of), next_pos.index_select(0, rows_of)
 
         tokens: list[list[int]] = [[] for _ in range(n)]
         logprobs: list[list[float]] = [[] for _ in range(n)]
