@@ -43,13 +43,14 @@ def sample_next(logits: torch.Tensor, sampling: SamplingParams, gen: torch.Gener
     """
     if sampling.temperature == 0:
         return logits.argmax(dim=-1)
-    x = logits.float() / sampling.temperature
+    x = logits.float()
+    if sampling.temperature != 1.0:
+        x = x / sampling.temperature
     vocab = x.shape[-1]
     top_k = sampling.top_k if 0 < sampling.top_k < vocab else vocab
     u = torch.rand((x.shape[0], 1), generator=gen, device=x.device)
     if top_k == vocab and sampling.top_p >= 1.0:
-        cdf = x.softmax(dim=-1).cumsum(dim=-1)
-        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=vocab - 1).squeeze(-1)
+        return _inverse_cdf(x.softmax(dim=-1), u)
     # log Z of the distribution the nucleus is taken from (after the top-k cut).
     log_z = x.logsumexp(dim=-1, keepdim=True) if top_k == vocab else None
     out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
@@ -71,6 +72,29 @@ def sample_next(logits: torch.Tensor, sampling: SamplingParams, gen: torch.Gener
         rows = rows[~done]
         k = min(top_k, 4 * k)
     return out
+
+
+CDF_BLOCK = 256
+"""Block size of the two-level inverse-CDF lookup in ``_inverse_cdf``."""
+
+
+def _inverse_cdf(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index where each row's cumulative ``probs`` first exceeds ``u``·total: the block first (from per-block
+    sums), then the position inside it — a running sum over whole rows of a 49k vocabulary costs more than the
+    rest of the draw."""
+    rows, vocab = probs.shape
+    if vocab % CDF_BLOCK:
+        cdf = probs.cumsum(dim=-1)
+        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=vocab - 1).squeeze(-1)
+    blocks = probs.view(rows, vocab // CDF_BLOCK, CDF_BLOCK)
+    sums = blocks.sum(dim=-1)
+    ends = sums.cumsum(dim=-1)
+    target = u * ends[:, -1:]
+    b = torch.searchsorted(ends, target, right=True).clamp_(max=ends.shape[1] - 1)
+    inside = blocks[torch.arange(rows, device=probs.device), b.squeeze(-1)].cumsum(dim=-1)
+    inside += (ends.gather(-1, b) - sums.gather(-1, b))
+    j = torch.searchsorted(inside, target, right=True).clamp_(max=CDF_BLOCK - 1)
+    return (b * CDF_BLOCK + j).squeeze(-1)
 
 
 class _StopMatcher:
