@@ -345,18 +345,23 @@ class FastDecoder:
         h = F.embedding(tokens[:, None], self.w.embed)
         cos, sin = self._rope(h, positions[:, None])
         group = self.n_heads // self.n_kv
-        # Attention written out (scores in fp32, as SDPA accumulates them): one additive mask for all layers.
-        bias = torch.zeros((b, 1, 1, t + 1), dtype=torch.float32, device=self.device)
+        # Attention written out as two batched products over the (rows × kv heads) key blocks, the mask and the
+        # 1/√d scale folded into the first (``baddbmm``); softmax in fp32. SDPA on a slice of the preallocated
+        # cache, or ``matmul`` on 4-D views, copies the slice every layer.
+        bias = torch.zeros((b, 1, 1, t + 1), dtype=self.dtype, device=self.device)
         bias.masked_fill_(~self.valid[:, None, None, : t + 1], float("-inf"))
+        bias = bias.expand(b, self.n_kv, group, t + 1).reshape(b * self.n_kv, group, t + 1)
         scale = self.head_dim**-0.5
         for i, lw in enumerate(self.w.layers):
             q, k, v = self._layer_qkv(lw, h, cos, sin)
             self.kt[i][..., t] = k[:, :, 0]
             self.v[i][:, :, t] = v[:, :, 0]
-            # (b, heads, 1, d) -> (b, kv, group, d): each K/V head serves its group as a short query block.
-            qg = q.reshape(b, self.n_kv, group, self.head_dim)
-            scores = torch.matmul(qg, self.kt[i][..., : t + 1]).float() * scale + bias
-            attn = torch.matmul(scores.softmax(-1).to(self.dtype), self.v[i][:, :, : t + 1])
+            # (b, heads, 1, d) -> (b·kv, group, d): each K/V head serves its group as a short query block.
+            qg = q.reshape(b * self.n_kv, group, self.head_dim)
+            kt = self.kt[i].view(b * self.n_kv, self.head_dim, -1)[..., : t + 1]
+            scores = torch.baddbmm(bias, qg, kt, alpha=scale)
+            probs = scores.softmax(-1, dtype=torch.float32).to(self.dtype)
+            attn = torch.bmm(probs, self.v[i].view(b * self.n_kv, -1, self.head_dim)[:, : t + 1])
             h = self._layer_out(lw, h, attn.reshape(b, 1, self.n_heads, self.head_dim))
         return self._logits(h[:, -1])
 
