@@ -16,8 +16,9 @@ concatenation (copying itself each step). This decoder runs the same maths with
   padding;
 * finished rows **compacted out** of the batch in buckets (not every step), so early stops still save work.
 
-The numerics are the model's own (RMSNorm in fp32 as in HF, the model's rotary embedding module, SDPA attention),
-so log-probs agree with teacher-forced ones within floating-point noise (tests state the tolerance). Models of
+The numerics are the model's own (RMSNorm in fp32 as in HF, the model's rotary embedding module, SDPA attention
+in the prefill and the same softmax attention written out for decoding), so log-probs agree with teacher-forced
+ones within floating-point noise (tests state the tolerance). Models of
 other architectures use ``HFGenerator``; ``supports(model)`` tells which.
 """
 
@@ -77,12 +78,12 @@ def _cat_bias(modules: Sequence[torch.nn.Module]) -> torch.Tensor | None:
     ])
 
 
-_PACKING_WORKS: dict[tuple, bool] = {}
+_PACKING_WORKS: dict[torch.dtype, bool] = {}
 
 
 def _packing_works(dtype: torch.dtype) -> bool:
     """Whether oneDNN's pre-reordered linear runs here and gives ``F.linear``'s numbers (checked once per dtype)."""
-    key = (dtype,)
+    key = dtype
     if key not in _PACKING_WORKS:
         try:
             g = torch.Generator().manual_seed(0)
