@@ -32,18 +32,13 @@ import torch.nn.functional as F
 
 from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
 from safeplay.generation.hf import HFGenerator, _StopMatcher, sample_next
+from safeplay.models.logprobs import inner_model, position_ids_from_mask
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SUPPORTED = ("llama", "qwen2", "mistral")
 """HF ``model_type`` values whose decoder layer is the Llama layout this module implements."""
-
-
-def inner_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The ``*ForCausalLM`` module under any peft wrappers."""
-    base = getattr(model, "get_base_model", None)
-    return base() if callable(base) else model
 
 
 def supports(model: torch.nn.Module) -> bool:
@@ -83,18 +78,17 @@ _PACKING_WORKS: dict[torch.dtype, bool] = {}
 
 def _packing_works(dtype: torch.dtype) -> bool:
     """Whether oneDNN's pre-reordered linear runs here and gives ``F.linear``'s numbers (checked once per dtype)."""
-    key = dtype
-    if key not in _PACKING_WORKS:
+    if dtype not in _PACKING_WORKS:
         try:
             g = torch.Generator().manual_seed(0)
             w = torch.randn(24, 40, generator=g).to(dtype)
             x = torch.randn(3, 40, generator=g).to(dtype)
             packed = torch.ops.mkldnn._reorder_linear_weight(w, 64)
             got = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
-            _PACKING_WORKS[key] = bool(torch.allclose(got.float(), F.linear(x, w).float(), atol=1e-2))
+            _PACKING_WORKS[dtype] = bool(torch.allclose(got.float(), F.linear(x, w).float(), atol=1e-2))
         except (AttributeError, RuntimeError, NotImplementedError):
-            _PACKING_WORKS[key] = False
-    return _PACKING_WORKS[key]
+            _PACKING_WORKS[dtype] = False
+    return _PACKING_WORKS[dtype]
 
 
 class Dense:
@@ -417,8 +411,6 @@ class FastGenerator(HFGenerator):
     def _generate_batch(
         self, prompt_ids: list[list[int]], sampling: SamplingParams, gen: torch.Generator
     ) -> list[Completion]:
-        from safeplay.models.logprobs import position_ids_from_mask
-
         device = self.device
         n = len(prompt_ids)
         shared = shared_prefix_length(prompt_ids) if n > 1 else 0

@@ -22,9 +22,14 @@ LM_HEAD_ONLY = ("llama", "qwen2", "mistral")
 head can be applied here to a contiguous 2-D slice of hidden states."""
 
 
+def inner_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The ``*ForCausalLM`` module under any peft wrappers (the adapters live in its modules)."""
+    base = getattr(model, "get_base_model", None)
+    return base() if callable(base) else model
+
+
 def _body_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
-    base = getattr(model, "get_base_model", None)  # peft wrappers: adapters live in the inner modules
-    lm = base() if callable(base) else model
+    lm = inner_model(model)
     if getattr(getattr(lm, "config", None), "model_type", None) not in LM_HEAD_ONLY:
         return None
     body, head = getattr(lm, "model", None), getattr(lm, "lm_head", None)
