@@ -22,17 +22,29 @@ def resolve_share(cfg: TrainConfig) -> None:
 
 
 def load_training_seeds(cfg: TrainConfig) -> list:
-    from safeplay.data.seeds import load_seed_file, load_seeds
+    """The run's seeds, cleaned and with the attacker's share marked (``seeds.attack_share`` per class).
 
+    From ``seeds.file`` when it is set (every row kept, the batch mix left to the curriculum), else from the data
+    directory (or the built-in set). Either way near-duplicates of the evaluation prompts are dropped when the
+    data directory holds them: a seed must never be a held-out item."""
+    from safeplay.data.seeds import load_seed_file, load_seeds, prepare_seeds
+
+    root = data_dir()
+    exclude: list[str] = []
+    if root is not None:
+        from safeplay.data.benchmarks import eval_prompt_texts
+
+        exclude = eval_prompt_texts(root)
     if cfg.seeds.file:
-        seeds = load_seed_file(Path(cfg.seeds.file), attack_share=cfg.seeds.attack_share, seed=cfg.seed)
+        seeds = prepare_seeds(
+            load_seed_file(Path(cfg.seeds.file)),
+            exclude=exclude,
+            harmful_share=None,
+            attack_share=cfg.seeds.attack_share,
+            max_per_class=cfg.seeds.max_per_class,
+            seed=cfg.seed,
+        )
     else:
-        root = data_dir()
-        exclude: list[str] = []
-        if root is not None:
-            from safeplay.data.benchmarks import eval_prompt_texts
-
-            exclude = eval_prompt_texts(root)
         seeds = load_seeds(
             root,
             exclude=exclude,
@@ -41,7 +53,8 @@ def load_training_seeds(cfg: TrainConfig) -> list:
             seed=cfg.seed,
         )
     log.info(
-        "seeds: %d harmful, %d benign", sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds)
+        "seeds: %d harmful, %d benign (%d marked for the attacker)",
+        sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds), sum(s.attack for s in seeds),
     )
     return seeds
 
