@@ -134,15 +134,10 @@ def run(args: argparse.Namespace) -> int:
     from safeplay.data.benchmarks import get_spec
     from safeplay.judges.registry import build_judge
 
+    _check_args(args)
     if args.rejudge is not None:
         return _rejudge(args, build_judge(args.judge))
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-    for name in benchmarks:
-        get_spec(name)
-    if args.step is not None and args.run is None:
-        raise SafeplayError("--step needs --run")
-    if args.limit is not None and args.limit < 1:
-        raise SafeplayError("--limit must be >= 1")
     needs_judge = any(get_spec(b).metric not in ("gsm8k", "mmlu") for b in benchmarks)
     judge = build_judge(args.judge) if needs_judge else _NoJudge()
 
@@ -174,11 +169,45 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before a judge or a model loads or a folder is made (one line per mistake)."""
+    from safeplay.commands.checks import at_least, folder_path, model_flags, run_folder
+    from safeplay.data.benchmarks import get_spec
+    from safeplay.judges.registry import check_judge
+    from safeplay.models.loading import check_model_spec
+
+    check_judge(args.judge, {}, "--judge")
+    for flag, value, low in (("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1), ("--step", args.step, 0)):
+        at_least(flag, value, low)
+    folder_path("--out", args.out)
+    if args.rejudge is not None:
+        if args.compare or args.step is not None:
+            raise SafeplayError("--rejudge takes no --compare or --step")
+        if not all((Path(args.rejudge) / f).is_file() for f in ("results.json", "generations.jsonl")):
+            raise SafeplayError(f"--rejudge {args.rejudge} is not an evaluation folder (results.json and "
+                                "generations.jsonl)")
+        return
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if not benchmarks:
+        raise SafeplayError("--benchmarks names no benchmark")
+    for name in benchmarks:
+        get_spec(name)
+    if args.step is not None and args.run is None:
+        raise SafeplayError("--step needs --run")
+    model_flags(args.dtype, args.device)
+    if args.run is not None:
+        run_folder("--run", args.run)
+    if args.model is not None:
+        check_model_spec(args.model, "--model")
+    for target in args.compare or []:
+        if not _is_run(target):
+            check_model_spec(target, "--compare")
+
+
 def _rejudge(args: argparse.Namespace, judge: Any) -> int:
     from safeplay.eval.runner import rejudge
 
-    if args.compare or args.step is not None:
-        raise SafeplayError("--rejudge takes no --compare or --step")
     source = Path(args.rejudge)
     out = Path(args.out) if args.out else source.parent / f"{source.name}-{judge.name}"
     report = rejudge(source, judge, out_dir=out)

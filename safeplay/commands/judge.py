@@ -61,9 +61,13 @@ def run_train(args: argparse.Namespace) -> int:
     from safeplay.judges.guard_train import TrainOptions, train_guard_mini
     from safeplay.paths import data_dir
 
+    from safeplay.commands.checks import folder_path
+
+    folder_path("--out", args.out)
+    root = data_dir(required=True)
     console = Console()
     out = args.out or WEIGHTS_DIR
-    info = train_guard_mini(data_dir(required=True), out, TrainOptions(seed=args.seed),
+    info = train_guard_mini(root, out, TrainOptions(seed=args.seed),
                             cache=None if args.no_cache else _embedding_cache(), log=console.print)
     m = info["metrics"]["test"]
     console.print(f"wrote {out / 'guard_mini.safetensors'} and guard_mini.json")
@@ -82,7 +86,10 @@ def _parse_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SafeplayError(f"judge option {pair!r} must look like KEY=VALUE")
-        out[key] = yaml.safe_load(value) if value else ""
+        try:
+            out[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            out[key] = value  # not YAML: the plain string
     return out
 
 
@@ -125,8 +132,17 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from safeplay.judges.registry import build_judge
     from safeplay.paths import data_dir
 
-    console = Console()
+    from safeplay.commands.checks import at_least
+    from safeplay.errors import SafeplayError
+    from safeplay.judges.registry import check_judge
+
     options = _parse_options(args.option)
+    check_judge(args.judge, options, "--judge")
+    at_least("--limit", args.limit, 1)
+    if args.out is not None and args.out.is_dir():
+        raise SafeplayError(f"--out {args.out} is a folder; name the JSON file to write")
+    root = data_dir(required=True)
+    console = Console()
     seed = args.seed
     if seed is None:
         from safeplay.judges.guard_mini import META
@@ -147,7 +163,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             task = bar.add_task(f"judging with {name}", total=total)
             return lambda n: bar.advance(task, n)
 
-        result = calibrate(judges, data_dir(required=True), seed=seed, limit=args.limit, progress=progress)
+        result = calibrate(judges, root, seed=seed, limit=args.limit, progress=progress)
     console.print(_table(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -163,10 +179,31 @@ def run_serve(args: argparse.Namespace) -> int:
     from safeplay.judges.registry import build_judge
     from safeplay.judges.server import JudgeServer, ServeConfig
 
+    import os
+    import re
+    import socket
+
+    from safeplay.config import ConfigError
+    from safeplay.errors import SafeplayError
+    from safeplay.judges.registry import check_judge
+
+    try:
+        cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                          api_key_env=args.api_key_env)
+    except ConfigError as e:
+        raise SafeplayError(f"--{str(e).replace('_', '-')}") from None
+    options = _parse_options(args.option)
+    check_judge(args.judge, options, "--judge")
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", args.host):
+        raise SafeplayError(f"--host {args.host!r} is not a host name or an IP address")
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except (OSError, UnicodeError) as e:
+        raise SafeplayError(f"--host {args.host!r} is not an address here ({e})") from None
+    if args.api_key_env is not None and not os.environ.get(args.api_key_env):
+        raise SafeplayError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                      api_key_env=args.api_key_env)
-    judge = build_judge(args.judge, **_parse_options(args.option))
+    judge = build_judge(args.judge, **options)
     server = JudgeServer(judge, cfg)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("safeplay").warning("serving on %s: anyone who can reach it can use the judge", args.host)

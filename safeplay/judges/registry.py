@@ -84,6 +84,59 @@ def _vote(spec: str, options: dict[str, Any]) -> Judge:
     return VotingJudge(safety, utility, **options)
 
 
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "guard-mini": ("weights", "meta", "encoder", "thresholds", "cross", "prompt_head_words", "prompt_tail_words"),
+    "keyword": ("phrases", "window", "prompt_harmful", "assume_harmful"),
+    "classify": ("url", "batch_size", "timeout", "retries", "backoff", "api_key_env", "name"),
+}
+"""Options each judge takes (``build_judge`` passes them on as keyword arguments)."""
+_LLM_LOCAL = ("model", "dtype", "device", "batch_size")
+_LLM_HTTP = ("endpoint", "model_name", "api", "api_key_env", "timeout", "retries", "backoff", "concurrency")
+_VOTE = ("require_agreement", "tie", "utility_tie", "name", "experts")
+
+
+def check_judge(name: str, options: dict[str, Any] | None = None, what: str = "judge",
+                options_what: str | None = None) -> None:
+    """Raise a one-line SafeplayError if ``build_judge(name, **options)`` cannot work, without building anything
+    (no weights read, no server called): unknown names, unknown or missing options. ``what`` names the setting of
+    the name in the message, ``options_what`` (default: ``what``) the setting of the options."""
+    options = dict(options or {})
+    opt = options_what or what
+    if name.startswith("vote:"):
+        panels = name[len("vote:"):].split("|")
+        if len(panels) > 2 or not panels[0].strip():
+            raise SafeplayError(f"{what}: bad voting spec {name!r}; use vote:a,b,c or vote:a,b|c,d")
+        _check_keys(opt, name, options, _VOTE)
+        experts = options.get("experts") or {}
+        if not isinstance(experts, dict):
+            raise SafeplayError(f"{opt}: option 'experts' must map expert names to their options")
+        for panel in panels:
+            for expert in (n.strip() for n in panel.split(",") if n.strip()):
+                if expert.startswith("vote:"):
+                    raise SafeplayError(f"{what}: voting judges cannot be nested")
+                check_judge(expert, experts.get(expert, {}), what, opt)
+        return
+    if name not in BUILDERS:
+        raise SafeplayError(f"{what}: unknown judge {name!r}; known: {', '.join(KNOWN)}")
+    if name in LLM_JUDGES:
+        if ("model" in options) == ("endpoint" in options):
+            raise SafeplayError(f"{opt}: judge {name} needs exactly one of the options model=<local dir or spec> "
+                                "or endpoint=<url>")
+        if "endpoint" in options and not options.get("model_name"):
+            raise SafeplayError(f"{opt}: judge {name} with endpoint= also needs model_name= (the served model's name)")
+        _check_keys(opt, name, options, _LLM_HTTP if "endpoint" in options else _LLM_LOCAL)
+        return
+    if name == "classify" and "url" not in options:
+        raise SafeplayError(f"{opt}: judge 'classify' needs url=<http://host:port/classify>")
+    _check_keys(opt, name, options, _OPTIONS[name])
+
+
+def _check_keys(what: str, name: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SafeplayError(f"{what}: judge {name!r} has no option {unknown[0]!r}; its options: {', '.join(known)}")
+
+
 def build_judge(name: str, **options: Any) -> Judge:
     """The judge called ``name`` (see the module docstring); unknown names raise SafeplayError."""
     if name.startswith("vote:"):
