@@ -52,6 +52,9 @@ def load_training_seeds(cfg: TrainConfig) -> list:
             max_per_class=cfg.seeds.max_per_class,
             seed=cfg.seed,
         )
+    if cfg.seeds.attack_share > 0 and not cfg.game.defender_only and not any(s.attack for s in seeds):
+        log.warning("seeds: none is marked for the attacker (too few seeds for seeds.attack_share=%s): no game of "
+                    "this run has an attacker turn", cfg.seeds.attack_share)
     log.info(
         "seeds: %d harmful, %d benign (%d marked for the attacker)",
         sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds), sum(s.attack for s in seeds),
