@@ -4,9 +4,11 @@ Names:
 
 * ``guard-mini`` — the shipped MiniLM classifier (options: ``weights``, ``meta``, ``thresholds``);
 * ``keyword`` — refusal-phrase baseline (options: ``phrases``, ``window``, ``prompt_harmful``, ``assume_harmful``);
-* ``wildguard``, ``llama-guard``, ``ssp-score``, ``triplay-eval`` — LLM judges; need ``model=`` (a local model
-  directory or spec) or ``endpoint=`` + ``model_name=`` (an OpenAI-compatible server); further options go to the
-  backend (``api``, ``timeout``, ``retries``, ``concurrency``, ``api_key_env``, ``batch_size``, ``dtype``, …);
+* ``wildguard``, ``llama-guard``, ``ssp-score``, ``triplay-eval``, ``strongreject`` (StrongREJECT's rubric
+  grader: its verdicts carry the rubric items, which give the benchmark's published score) — LLM judges; need
+  ``model=`` (a local model directory or spec) or ``endpoint=`` + ``model_name=`` (an OpenAI-compatible server);
+  further options go to the backend (``api``, ``timeout``, ``retries``, ``concurrency``, ``api_key_env``,
+  ``batch_size``, ``dtype``, …);
 * ``classify`` — a remote ``/classify`` judge server (``url=``);
 * ``vote:<a>,<b>,...`` — majority vote of those experts on both panels, or ``vote:<a>,<b>|<c>,<d>`` for safety
   experts a, b and utility experts c, d. Options: ``require_agreement``, ``tie``, ``utility_tie``, and ``experts``
@@ -20,7 +22,7 @@ from typing import Any, Callable
 from safeplay.errors import SafeplayError
 from safeplay.judges.base import Judge
 
-LLM_JUDGES = ("wildguard", "llama-guard", "ssp-score", "triplay-eval")
+LLM_JUDGES = ("wildguard", "llama-guard", "ssp-score", "triplay-eval", "strongreject")
 
 
 def _guard_mini(**options: Any) -> Judge:
