@@ -260,7 +260,9 @@ def test_diversity_penalty_zero_with_empty_pool_and_applied_against_it(tmp_path)
     assert [g.attack.public for g in second.games] == attacks
     for a, b in zip(first.games, second.games):
         p = b.extra["diversity_penalty"]
-        assert p > 0
+        # An exact repeat, scored here by its BLEU term alone (no embedder): 2·y(1) of the 6·y(1) maximum, scaled
+        # to triplay.diversity_max (1.0) — unscaled it was 2·(e − 1) ≈ 3.4 against an outcome reward of ±1.
+        assert p == pytest.approx(cfg.triplay.diversity_max / 3, rel=1e-3)
         assert math.isclose(b.rewards["attacker"], a.rewards["attacker"] - p)
     assert second.metrics["triplay/diversity_penalty_mean"] > 0
 

@@ -44,7 +44,7 @@ def _help_config() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.help_config:
         return _help_config()
-    from safeplay.config import load_config
+    from safeplay.config import load_config, read_yaml
     from safeplay.engine.config import TrainConfig
     from safeplay.engine.preflight import preflight
     from safeplay.engine.progress import run_with_progress
@@ -61,14 +61,10 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if not (out / "config.yaml").is_file():
             raise SafeplayError(f"--out {args.out} is not a run folder (no config.yaml); nothing to resume")
-        import yaml
-
-        cfg = load_config(TrainConfig, [yaml.safe_load((out / "config.yaml").read_text()) or {}], args.overrides)
+        cfg = load_config(TrainConfig, [read_yaml(out / "config.yaml")], args.overrides)
     else:
-        cfg = resolve_config(args.recipe, args.preset, args.config, args.overrides)
-        if args.name:
-            cfg.name = args.name
-            cfg.__post_init__()  # the name is a folder name
+        name = [f"name={args.name}"] if args.name else []  # checked like the config key: a folder name
+        cfg = resolve_config(args.recipe, args.preset, args.config, args.overrides + name)
         if not cfg.name:
             cfg.name = default_run_name(cfg, args.preset)
         out = Path(args.out) if args.out else Path("runs") / cfg.name

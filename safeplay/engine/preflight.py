@@ -23,6 +23,9 @@ def preflight(cfg: TrainConfig) -> None:
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
 
+    from safeplay.paths import data_dir
+
+    data_dir()  # a SAFEPLAY_DATA_DIR that is not a folder
     check_model_spec(cfg.model.spec, "model.spec")
     check_judge(cfg.judge.name, cfg.judge.options, "judge.name", "judge.options")
     check_judge(cfg.eval.judge, cfg.eval.judge_options, "eval.judge", "eval.judge_options")
