@@ -189,7 +189,7 @@ BAD_FLAGS = {
     "train --distributed": ["--distributed", "nosuch"], "train --ray-address": ["--ray-address", "auto"],
     "eval --model": ["--model", "/no/such/model"], "eval --run": ["--run", "/no/such/run"],
     "eval --rejudge": ["--rejudge", "/no/such/eval"], "eval --step": ["--step", "-1"],
-    "eval --benchmarks": ["--benchmarks", "nosuch"], "eval --judge": ["--judge", "nosuch"],
+    "eval --benchmarks": ["--benchmarks", "nosuch"], "eval --judge": ["--judge", "nosuch"], "eval --option": ["--option", "nosuch=1"],
     "eval --limit": ["--limit", "0"], "eval --seed": ["--seed", "x"], "eval --out": ["--out", "a-file.txt"],
     "eval --max-new-tokens": ["--max-new-tokens", "0"], "eval --batch-size": ["--batch-size", "0"],
     "eval --dtype": ["--dtype", "float8"], "eval --device": ["--device", "tpu"],
@@ -240,3 +240,19 @@ def test_every_flag_rejects_a_bad_value(capsys, guarded, flag):
     line = one_line_error(capsys, command + BAD_FLAGS[flag], guarded)
     name, value = flag.rsplit(" ", 1)[1], BAD_FLAGS[flag][-1]
     assert name.lstrip("-") in line or any(part in line for part in re.split("[=,]", value)), line
+
+
+def test_eval_passes_judge_options_to_the_judge(guarded, monkeypatch):
+    import safeplay.judges.registry
+
+    seen = {}
+
+    def build(name, **options):
+        seen.update(name=name, **options)
+        raise Loaded("built")
+
+    monkeypatch.setattr(safeplay.judges.registry, "build_judge", build)
+    with pytest.raises(Loaded):
+        main(["eval", "--judge", "strongreject", "-o", "endpoint=http://127.0.0.1:9", "-o", "model_name=grader",
+              "--benchmarks", "strongreject-small", "--limit", "2"])
+    assert seen == {"name": "strongreject", "endpoint": "http://127.0.0.1:9", "model_name": "grader"}

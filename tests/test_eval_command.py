@@ -50,7 +50,7 @@ def fakes(monkeypatch, tmp_path):
     modules["safeplay.models.checkpoint_io"].load_run_policies = load_run_policies
     modules["safeplay.generation.factory"].make_generator = make_generator
     modules["safeplay.judges.registry"].build_judge = lambda name, **kw: FakeJudge()
-    modules["safeplay.judges.registry"].check_judge = lambda name, options=None, what="": None
+    modules["safeplay.judges.registry"].check_judge = lambda *a, **k: None
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     return loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from safeplay.errors import SafeplayError
 
@@ -40,3 +41,19 @@ def model_flags(dtype: str | None, device: str | None) -> None:
             ModelConfig(device=device)
         except ConfigError as e:
             raise SafeplayError(f"--{e}") from None
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` pairs as judge options (each value read as YAML, else kept as text)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SafeplayError(f"judge option {pair!r} must look like KEY=VALUE")
+        try:
+            out[key] = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            out[key] = value  # not YAML: the plain string
+    return out

@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="an earlier evaluation folder: judge its stored answers again with --judge (no generation)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step of --run (default: the latest)")
     p.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS, help=f"comma-separated (default: {DEFAULT_BENCHMARKS})")
-    p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini)")
+    p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini; strongreject for "
+                   "StrongREJECT's rubric grader, wildguard, … with --option)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="judge option (value read as YAML), e.g. -o endpoint=http://127.0.0.1:8000 -o model_name=m")
     p.add_argument("--limit", type=int, default=None, help="fixed seeded random subset of N items per benchmark")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: evals/<model>-<time>)")
@@ -134,12 +137,15 @@ def run(args: argparse.Namespace) -> int:
     from safeplay.data.benchmarks import get_spec
     from safeplay.judges.registry import build_judge
 
-    _check_args(args)
+    from safeplay.commands.checks import parse_options
+
+    options = parse_options(args.option)
+    _check_args(args, options)
     if args.rejudge is not None:
-        return _rejudge(args, build_judge(args.judge))
+        return _rejudge(args, build_judge(args.judge, **options))
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     needs_judge = any(get_spec(b).metric not in ("gsm8k", "mmlu") for b in benchmarks)
-    judge = build_judge(args.judge) if needs_judge else _NoJudge()
+    judge = build_judge(args.judge, **options) if needs_judge else _NoJudge()
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     main_label = _label(args.run or args.model, args.step if args.run else None)
@@ -169,14 +175,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: argparse.Namespace, options: dict[str, Any]) -> None:
     """Every flag checked before a judge or a model loads or a folder is made (one line per mistake)."""
     from safeplay.commands.checks import at_least, folder_path, model_flags, run_folder
     from safeplay.data.benchmarks import get_spec
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
 
-    check_judge(args.judge, {}, "--judge")
+    check_judge(args.judge, options, "--judge", "--option")
     for flag, value, low in (("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
                              ("--max-new-tokens", args.max_new_tokens, 1), ("--step", args.step, 0)):
         at_least(flag, value, low)

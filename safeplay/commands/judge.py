@@ -76,23 +76,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    from safeplay.errors import SafeplayError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SafeplayError(f"judge option {pair!r} must look like KEY=VALUE")
-        try:
-            out[key] = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            out[key] = value  # not YAML: the plain string
-    return out
-
-
 def _table(result: dict[str, Any]):
     from rich.table import Table
 
@@ -125,6 +108,8 @@ def _table(result: dict[str, Any]):
 def run_calibrate(args: argparse.Namespace) -> int:
     import json
 
+    from safeplay.commands.checks import parse_options
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -136,7 +121,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from safeplay.errors import SafeplayError
     from safeplay.judges.registry import check_judge
 
-    options = _parse_options(args.option)
+    options = parse_options(args.option)
     check_judge(args.judge, options, "--judge")
     at_least("--limit", args.limit, 1)
     if args.out is not None and args.out.is_dir():
@@ -175,6 +160,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from safeplay.commands.checks import parse_options
+
     from safeplay.judges.openai_compat import SERVED_FORMATS
     from safeplay.judges.registry import build_judge
     from safeplay.judges.server import JudgeServer, ServeConfig
@@ -192,7 +179,7 @@ def run_serve(args: argparse.Namespace) -> int:
                           api_key_env=args.api_key_env)
     except ConfigError as e:
         raise SafeplayError(f"--{str(e).replace('_', '-')}") from None
-    options = _parse_options(args.option)
+    options = parse_options(args.option)
     check_judge(args.judge, options, "--judge")
     if not re.fullmatch(r"[A-Za-z0-9.:_-]+", args.host):
         raise SafeplayError(f"--host {args.host!r} is not a host name or an IP address")
