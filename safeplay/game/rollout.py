@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from safeplay.game.cot import CotParse, parse_cot
 from safeplay.game.templates import attacker_prompt, defender_prompt
-from safeplay.generation.base import ChatPrompt, Completion, SamplingParams
+from safeplay.generation.base import ChatPrompt, Completion, SamplingParams, logprob_temperature
 from safeplay.judges.base import Judge, JudgeItem, Verdict
 
 _ids = itertools.count()
@@ -30,6 +30,8 @@ class Turn:
     """The CoT parse (None when CoT is off)."""
     public: str
     """What the opponent and the judge see."""
+    temperature: float = 1.0
+    """Temperature the turn was sampled at (1.0 for greedy turns): the learner scores it at the same one."""
 
     @property
     def format_ok(self) -> bool | None:
@@ -108,7 +110,7 @@ def _turns(
     for prompt, comp in zip(prompts, completions):
         parse = parse_cot(comp.text) if cot else None
         public = parse.answer if parse is not None else comp.text.strip()
-        turns.append(Turn(role, prompt, comp, parse, public))
+        turns.append(Turn(role, prompt, comp, parse, public, temperature=logprob_temperature(sampling)))
     return turns
 
 

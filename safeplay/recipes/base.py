@@ -45,14 +45,20 @@ def sample_from(turn: Turn, reward: float, group: object = None, game: Game | No
     """A training sample of ``turn``; ``game`` (optional) labels it with its ``game_kind`` as ``baseline_key``."""
     if game is not None:
         meta.setdefault("baseline_key", game_kind(game))
+    comp = turn.completion
+    # A sampled turn is scored at its sampling temperature; the generator's own log-probs serve as the behaviour
+    # log-probs only when they were taken at that temperature (vLLM reports the raw distribution's).
+    temperature = turn.temperature if comp.sampled else comp.temperature
+    behaviour = comp.sampled and comp.temperature == temperature
     return RoleSample(
         role=turn.role,
-        prompt_ids=list(turn.completion.prompt_ids),
-        completion_ids=list(turn.completion.token_ids),
+        prompt_ids=list(comp.prompt_ids),
+        completion_ids=list(comp.token_ids),
         reward=float(reward),
         group=group,
         meta=meta,
-        rollout_logprobs=list(turn.completion.logprobs) if turn.completion.sampled else None,
+        rollout_logprobs=list(comp.logprobs) if behaviour else None,
+        temperature=temperature,
     )
 
 

@@ -9,6 +9,7 @@ LR schedule.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -179,8 +180,17 @@ class PolicyUpdater:
     def _logprobs(self, role: str, batch: TokenBatch, grad: bool) -> torch.Tensor:
         with torch.set_grad_enabled(grad):
             return self.policies.token_logprobs(
-                role, batch.input_ids, batch.attention_mask, batch.start, only=batch.response_mask
+                role, batch.input_ids, batch.attention_mask, batch.start, only=batch.response_mask,
+                temperature=batch.temperature,
             ).float()
+
+    @staticmethod
+    def _completion_row(mask: torch.Tensor, sample: RoleSample, values: Sequence[float]) -> torch.Tensor:
+        """Per-completion-token ``values`` laid out like ``mask`` (a row of the log-prob tensor)."""
+        row = torch.zeros_like(mask)
+        p = len(sample.prompt_ids)
+        row[p - 1 : p - 1 + len(sample.completion_ids)] = torch.tensor(values, dtype=row.dtype, device=mask.device)
+        return row
 
     def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
         """Chunks of at most ``micro_batch_size`` samples and ``micro_batch_tokens`` padded tokens, in length
@@ -203,24 +213,29 @@ class PolicyUpdater:
         for chunk in self._micro_batches(list(enumerate(samples)), sample_of=lambda x: x[1]):
             batch = collate([s for _, s in chunk], pad, device)
             logp = self._logprobs(role, batch, grad=old == "fused") if old in ("fused", "pass") else None
+            # The recipe may have scored the reference already (a coherence check): no second pass for those.
+            cached_ref = need_ref and all(s.ref_logprobs is not None for _, s in chunk)
             ref = (
                 self.policies.ref_token_logprobs(
-                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask
+                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask,
+                    temperature=batch.temperature,
                 ).float()
-                if need_ref
+                if need_ref and not cached_ref
                 else None
             )
             for i, (pos, s) in enumerate(chunk):
                 n = int(batch.attention_mask[i].sum())
                 mask = batch.response_mask[i, : n - 1]
+                rollout = self._completion_row(mask, s, s.rollout_logprobs) if s.has_rollout_logprobs else None
                 if old == "rollout":
-                    row_old = torch.zeros_like(mask)
-                    p = len(s.prompt_ids)
-                    row_old[p - 1 : p - 1 + len(s.completion_ids)] = torch.tensor(s.rollout_logprobs, device=mask.device)
+                    row_old = rollout
                 else:
                     row_old = logp[i, : n - 1].detach() if logp is not None else None
-                row_ref = ref[i, : n - 1] if ref is not None else row_old
-                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask}
+                if cached_ref:
+                    row_ref = self._completion_row(mask, s, s.ref_logprobs)
+                else:
+                    row_ref = ref[i, : n - 1] if ref is not None else row_old
+                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask, "rollout": rollout}
                 if old == "fused":
                     row.update(live=logp, index=i)
                 rows[pos] = row
@@ -336,12 +351,19 @@ class PolicyUpdater:
         stats["fused_pass"] = float(any("live" in r for r in rows))
         if not rows:
             return stats
+        if rl.minibatches > 1:
+            # Rows come grouped by role; each optimiser step must see a mix of every role sharing these weights.
+            # Seeded by the update count, so a resumed run shuffles the same way.
+            random.Random(f"minibatches:{self.scheduler.last_epoch}").shuffle(rows)
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
         per_mb = math.ceil(len(rows) / rl.minibatches)
         losses, clip_fracs, norms = [], [], []
         live_kl: dict[str, list[float]] = {}  # roles whose KL was not known before the gradient pass
-        for mb_start in range(0, len(rows), per_mb):
+        gap_sum: dict[str, float] = {}  # |rollout − learner| log-prob per token, before the first optimiser step
+        gap_max: dict[str, float] = {}
+        gap_tokens: dict[str, float] = {}
+        for mb_index, mb_start in enumerate(range(0, len(rows), per_mb)):
             mb = rows[mb_start : mb_start + per_mb]
             self.optimizer.zero_grad(set_to_none=True)
             # Rows of a fused first pass reuse its graphs (one loss per micro-batch of that pass); the others get
@@ -366,6 +388,13 @@ class PolicyUpdater:
                 for i, r in enumerate(micro):
                     if r["old"] is None and r["ref"] is not None:
                         live_kl.setdefault(r["sample"].role, []).append(self._row_kl(logp[i].detach(), r))
+                    if mb_index == 0 and r["rollout"] is not None:
+                        n = r["mask"].shape[0]
+                        gap = (logp[i, :n].detach() - r["rollout"]).abs() * r["mask"]
+                        role = r["sample"].role
+                        gap_sum[role] = gap_sum.get(role, 0.0) + float(gap.sum())
+                        gap_max[role] = max(gap_max.get(role, 0.0), float(gap.max()))
+                        gap_tokens[role] = gap_tokens.get(role, 0.0) + float(r["mask"].sum())
             if sft_samples and rl.aux_sft_coef > 0:
                 sft = collate(list(sft_samples), pad, device)
                 logp = self._logprobs(sft_samples[0].role, sft, grad=True)
@@ -388,4 +417,9 @@ class PolicyUpdater:
             stats["grad_norm"] = sum(norms) / len(norms)
         for role, vals in live_kl.items():
             stats[f"{role}/kl"] = sum(vals) / len(vals)
+        for role, total in gap_sum.items():
+            # How far the policy that sampled the rollout is from the one that learns from it (same weights, other
+            # kernels): mean and largest per-token |Δ log-prob| of the sampled tokens.
+            stats[f"{role}/rollout_logprob_gap"] = total / max(1.0, gap_tokens[role])
+            stats[f"{role}/rollout_logprob_gap_max"] = gap_max[role]
         return stats
