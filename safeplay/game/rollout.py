@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from safeplay.game.cot import CotParse, parse_cot
 from safeplay.game.templates import attacker_prompt, defender_prompt
@@ -123,16 +123,31 @@ def play_attacks(
     style: str = "compact",
     tactics: Sequence[str] = (),
     role: str = "attacker",
+    prompt_of: Callable[[Game, str | None], ChatPrompt] | None = None,
 ) -> None:
-    """Generate the attacker's revision for every game marked ``attacked`` (in place)."""
-    todo = [g for g in games if g.attacked]
+    """Generate the attacker's revision for every game marked ``attacked`` (in place).
+
+    Games that share ``extra["attack_slot"]`` share one revision (one attacker turn, answered once per game: a
+    defender group of answers to the same prompt); every other attacked game gets its own. ``prompt_of(game,
+    tactic)`` builds the attacker's prompt (default: Self-RedTeam's revision prompt)."""
+    slots: dict[object, list[Game]] = {}
+    for g in games:
+        if g.attacked:
+            slots.setdefault(g.extra.get("attack_slot", ("game", g.id)), []).append(g)
     rng = random.Random(seed)
     prompts = []
-    for g in todo:
-        g.tactic = rng.choice(list(tactics)) if tactics else None
-        prompts.append(attacker_prompt(g.seed_text, g.seed_harmful, cot, tactic=g.tactic, style=style))
-    for g, turn in zip(todo, _turns(policies, role, prompts, sampling, cot, seed)):
-        g.attack = turn
+    for members in slots.values():
+        tactic = rng.choice(list(tactics)) if tactics else None
+        for g in members:
+            g.tactic = tactic
+        first = members[0]
+        prompts.append(
+            prompt_of(first, tactic) if prompt_of is not None
+            else attacker_prompt(first.seed_text, first.seed_harmful, cot, tactic=tactic, style=style)
+        )
+    for members, turn in zip(slots.values(), _turns(policies, role, prompts, sampling, cot, seed)):
+        for g in members:
+            g.attack = turn
 
 
 def play_defenses(

@@ -11,7 +11,7 @@ verbatim, whose dataset label *is* a label of the prompt the defender saw (and a
 from __future__ import annotations
 
 from safeplay.game.rollout import judge_games, play_attacks, play_defenses
-from safeplay.recipes.base import Recipe, StepResult, sample_from, step_seed
+from safeplay.recipes.base import Recipe, StepResult, attacker_samples, sample_from, step_seed
 from safeplay.rewards.self_redteam import GameOutcome, attacker_reward, defender_reward, faithful, reward_table
 
 
@@ -72,9 +72,7 @@ class SelfRedTeam(Recipe):
             elif r_def is not None:
                 samples.append(sample_from(g.defense, r_def, group=g.extra["group"], game=g))
             if g.attack is not None:
-                r_att = attacker_reward(o, table)
-                g.rewards["attacker"] = r_att
-                if r_att is not None:
-                    samples.append(sample_from(g.attack, r_att, group=g.extra["group"], game=g))
+                g.rewards["attacker"] = attacker_reward(o, table)
+        samples += attacker_samples(games, lambda g: g.rewards.get("attacker"))
         metrics = {"defender/skipped_unfaithful": float(skipped_unfaithful)} if cfg.game.defender_skips_unfaithful else {}
         return StepResult(games=games, samples=samples, metrics=metrics)

@@ -29,7 +29,11 @@ class RLConfig:
     algorithm: Literal["reinforce_pp", "grpo"] = "reinforce_pp"
     """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1) or GRPO (group-normalised)."""
     group_size: int = 1
-    """Samples per prompt. GRPO needs ≥ 2; REINFORCE++ uses 1 (the paper's n_samples_per_prompt)."""
+    """Defender answers per prompt (one group compares answers to the same prompt). GRPO needs ≥ 2; REINFORCE++
+    uses 1 (the paper's n_samples_per_prompt)."""
+    attack_group_size: int | None = None
+    """Attacker revisions per attacked seed (the attacker's group), each answered ``group_size`` times; None = the
+    same as group_size. An attacked seed costs attack_group_size × group_size games."""
     kl_beta: float = 0.01
     """KL coefficient β (Self-RedTeam: 0.01 fixed, in the reward)."""
     kl_estimator: KLEstimator = "k1"
@@ -88,6 +92,7 @@ class RLConfig:
 
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
+        check(self.attack_group_size is None or self.attack_group_size >= 1, "attack_group_size", "must be >= 1")
         check(self.algorithm != "grpo" or self.group_size >= 2, "group_size", "GRPO needs group_size >= 2")
         check(self.kl_beta >= 0, "kl_beta", "must be >= 0")
         check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
