@@ -45,6 +45,7 @@ DAN_SIZE = 300
 DAN_SLOT = "[INSERT PROMPT HERE]"
 MMLU_PER_SUBJECT = 10
 HARMBENCH_CONTEXT_SEPARATOR = "\n\n---\n\n"
+VAL_PER_CLASS = 96
 
 
 @dataclass
@@ -369,6 +370,23 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
              **_HARMBENCH_URLS},
             _load_dan),
         BenchmarkSpec(
+            "val-harmful", f"Validation: held-out harmful training seeds, plain ({VAL_PER_CLASS})", "compliance-asr",
+            "this project (held-out seeds of WildJailbreak-train, AdvBench, HarmBench val)", {},
+            lambda resolve: _validation(True, False)),
+        BenchmarkSpec(
+            "val-harmful-framed", f"Validation: the same harmful seeds in held-out jailbreak frames ({VAL_PER_CLASS})",
+            "compliance-asr", "this project (held-out seeds, safeplay.game.frames.VALIDATION_FRAMES)", {},
+            lambda resolve: _validation(True, True)),
+        BenchmarkSpec(
+            "val-benign", f"Validation: held-out benign training seeds, plain ({VAL_PER_CLASS}) — compliance is good",
+            "benign-compliance", "this project (held-out seeds of WildJailbreak-train, Alpaca, OR-Bench hard)", {},
+            lambda resolve: _validation(False, False)),
+        BenchmarkSpec(
+            "val-benign-framed",
+            f"Validation: the same benign seeds in held-out jailbreak frames ({VAL_PER_CLASS}) — compliance is good",
+            "benign-compliance", "this project (held-out seeds, safeplay.game.frames.VALIDATION_FRAMES)", {},
+            lambda resolve: _validation(False, True)),
+        BenchmarkSpec(
             "gsm8k", "GSM8K test (1,319) — exact match of the final number", "gsm8k",
             "https://github.com/openai/grade-school-math",
             {GSM8K: _gh("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c",
@@ -381,6 +399,16 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
             _load_mmlu, safety=False),
     ]
 }
+
+
+def _validation(harmful: bool, framed: bool) -> list[BenchmarkItem]:
+    from safeplay.data.validation import validation_items
+
+    return validation_items(harmful, framed)
+
+
+VALIDATION = ("val-harmful", "val-harmful-framed", "val-benign", "val-benign-framed")
+"""The validation sets (``safeplay.data.validation``): where settings are compared, never the test sets."""
 
 
 def get_spec(name: str) -> BenchmarkSpec:

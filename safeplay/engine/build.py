@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def resolve_share(cfg: TrainConfig) -> None:
 
 
 def load_training_seeds(cfg: TrainConfig) -> list:
-    from safeplay.data.seeds import load_seed_file, load_seeds
+    from safeplay.data.seeds import CONTEXTUAL_SOURCES, load_seed_file, load_seeds
 
     if cfg.seeds.file:
         seeds = load_seed_file(Path(cfg.seeds.file), attack_share=cfg.seeds.attack_share, seed=cfg.seed)
@@ -40,6 +41,9 @@ def load_training_seeds(cfg: TrainConfig) -> list:
             max_per_class=cfg.seeds.max_per_class,
             seed=cfg.seed,
         )
+        # A contextual seed is a long context paragraph and a request: the attacker cannot copy it into a revision
+        # within its token budget, so such seeds always go to the defender verbatim.
+        seeds = [replace(s, attack=False) if s.source in CONTEXTUAL_SOURCES else s for s in seeds]
     log.info(
         "seeds: %d harmful, %d benign", sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds)
     )
@@ -47,8 +51,13 @@ def load_training_seeds(cfg: TrainConfig) -> list:
 
 
 def load_tactic_texts(cfg: TrainConfig) -> list[str]:
+    """The tactic lines the attacker's revisions are conditioned on (``game.tactics``)."""
     if not cfg.game.attacker_tactics or cfg.game.defender_only:
         return []
+    if cfg.game.tactics == "frames":
+        from safeplay.game.frames import TACTICS
+
+        return [t.line for t in TACTICS]
     root = data_dir()
     if root is None:
         return []

@@ -38,9 +38,26 @@ class GameConfig:
     defender_only: bool = False
     """Ablation: no attacker turns; every seed goes verbatim to the defender (the same RL and budget)."""
     attacker_tactics: bool = True
-    """Condition each attacker revision on a WildTeaming tactic (when the tactics file is available)."""
+    """Condition each attacker revision on a tactic drawn at random (``tactics``)."""
+    tactics: Literal["frames", "wildteaming"] = "frames"
+    """Where tactics come from: ``frames`` = the tactic families the attacker's warm start teaches
+    (``safeplay.game.frames``, named after WildTeaming's most frequent tactics); ``wildteaming`` = the
+    ``tactics_top_k`` most frequent tactics of WildTeaming's file (names and definitions only: a small attacker
+    has no example of what they look like)."""
     tactics_top_k: int = 50
-    """How many of the most frequent WildTeaming tactics to draw from."""
+    """With ``tactics: wildteaming``: how many of the most frequent tactics to draw from."""
+    check_answers: bool = False
+    """Judge-independent checks of each defender answer (``safeplay.rewards.answer_checks``): a judged refusal
+    that does not say it refuses, and an answer that loops on one phrase, are undecidable — no defender sample, and
+    counted per step (``defender/undecidable``). A small judge calls many incoherent, off-topic answers refusals
+    and would pay the refusal reward for them."""
+    attacked_prompt_label: Literal["judge", "seed", "agree"] = "judge"
+    """q (is the prompt harmful?) for a prompt the attacker rewrote: ``judge`` = the judge's label of the revision
+    (Self-RedTeam §1.4); ``seed`` = the seed's dataset label, for revisions that stay on the seed's topic and do not
+    loop (``coherent_revision``), the rest give no defender sample; ``agree`` = the seed's label where the judge
+    agrees with it and the revision is coherent, no defender sample otherwise. The attacker's faithfulness term
+    needs a coherent revision in every mode (and, with ``judge``/``agree``, the judge's label of it to match the
+    seed's): gibberish cannot be faithful."""
     defender_system: str | None = None
     """Optional system prompt for the defender (None: no system message, as in Self-RedTeam)."""
     format_reward: bool = True
@@ -81,7 +98,8 @@ class WarmStartConfig:
     defender: bool = True
     """Defender SFT: judged-safe varied refusals for harmful seeds, the model's own judged answers for benign."""
     attacker: bool = True
-    """Attacker SFT on plain-request → jailbreak pairs (JailbreakBench PAIR artifacts + wrapped seeds)."""
+    """Attacker SFT on (plain request, tactic) → the request in a frame of that tactic (``safeplay.game.frames``),
+    for harmful and benign seeds, optionally mixed with JailbreakBench PAIR artifacts (``attacker_pair_share``)."""
     harmful_prompts: int = 192
     """Harmful seed prompts used for defender refusals."""
     benign_prompts: int = 192
@@ -102,7 +120,12 @@ class WarmStartConfig:
     distill_samples: int = 4
     """Refusal candidates sampled per harmful prompt under the safety system prompt (kept if judged safe)."""
     attacker_pairs: int = 160
-    """Attacker SFT pairs (plain request → jailbreak)."""
+    """Attacker SFT examples (plain request → jailbreak)."""
+    attacker_pair_share: float = 0.0
+    """Share of the attacker's examples taken from JailbreakBench's PAIR artifacts (free paraphrases by larger
+    models, shown without a tactic) instead of tactic frames. A 135M attacker that learns to paraphrase loses the
+    request (measured: a third of its revisions kept half of their seed's content words), so frames are the
+    default."""
     evaluator_examples: int = 0
     """Evaluator SFT examples (TriPlay): (3-class prompt, label word) pairs from the train side of the human-labelled
     XSTest completions, classes balanced; the held-out evaluator set is on the other side. 0 = none."""
@@ -263,7 +286,8 @@ class TrainConfig:
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
         check(0 <= self.seeds.harmful_share <= 1, "seeds.harmful_share", "must be in [0, 1]")
         check(0 <= self.seeds.attack_share <= 1, "seeds.attack_share", "must be in [0, 1]")
-        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share"):
+        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share",
+                     "attacker_pair_share"):
             check(0 <= getattr(self.warm_start, name) <= 1, f"warm_start.{name}", "must be in [0, 1]")
         check(
             self.reward_table in ("general_sum", "general_sum_all_one", "zero_sum"),
