@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / cfg.name
         if (out / "checkpoints" / "latest").exists():
             raise SafeplayError(f"{out} already holds a run; use --resume to continue it or another --out")
+        from safeplay.engine import warm_cache
+
+        # A warm start computed earlier for the same inputs: this run starts at RL step 1.
+        args.resume = warm_cache.restore(cfg, out)
         run_dir = RunDir(out)
     if args.ray_address and args.distributed != "ray":
         raise SafeplayError("--ray-address needs --distributed ray")

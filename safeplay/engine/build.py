@@ -85,6 +85,8 @@ def make_eval_fn(cfg: TrainConfig, run_root: Path):
             cfg.eval.benchmarks,
             judge_holder["judge"],
             limit=cfg.eval.limit,
+            limits=cfg.eval.limits or None,
+            batch_size=cfg.eval.batch_size,
             max_new_tokens=cfg.eval.max_new_tokens,
             cot=cfg.game.cot,
             out_dir=out_dir,
@@ -109,11 +111,14 @@ def build_components(cfg: TrainConfig, run_root: Path) -> Components:
     seeds = load_training_seeds(cfg)
     if not seeds:
         raise SafeplayError("no seed prompts: set SAFEPLAY_DATA_DIR or seeds.file")
-    warm = None
+    warm = keep_warm_start = None
     if cfg.warm_start.enabled:
+        from safeplay.engine import warm_cache
         from safeplay.engine.warm_start import make_warm_start
 
         warm = make_warm_start(cfg, judge, seeds)
+        if cfg.warm_start.cache:
+            keep_warm_start = lambda run: warm_cache.store(cfg, run.root)  # noqa: E731
     return Components(
         policies=policies,
         judge=judge,
@@ -122,4 +127,5 @@ def build_components(cfg: TrainConfig, run_root: Path) -> Components:
         embedder=Embedder(),
         eval_fn=make_eval_fn(cfg, run_root),
         warm_start_fn=warm,
+        after_warm_start=keep_warm_start,
     )

@@ -137,6 +137,9 @@ class WarmStartConfig:
     """Sequences per SFT optimizer step."""
     max_new_tokens: int = 64
     """Length of self-distilled answers."""
+    cache: bool = True
+    """Reuse a warm start computed earlier for the same inputs, and store this run's for later runs
+    (``safeplay.engine.warm_cache``: under the cache folder, keyed by every setting the warm start reads)."""
 
 
 @dataclass
@@ -149,6 +152,10 @@ class EvalConfig:
     """Benchmarks from ``safeplay.data.benchmarks`` (held-out: never used as seeds)."""
     limit: int | None = 48
     """Fixed seeded subset per benchmark (None = all)."""
+    limits: dict[str, Any] = field(default_factory=dict)
+    """Per-benchmark overrides of ``limit`` (benchmark name → items, null = all)."""
+    batch_size: int = 32
+    """Prompts generated together during evaluation (greedy: the grouping does not change the answers)."""
     judge: str = "guard-mini"
     """Judge of the evaluation (may differ from the training judge)."""
     judge_options: dict[str, Any] = field(default_factory=dict)
@@ -300,3 +307,6 @@ class TrainConfig:
             "the auxiliary SFT data is the defender warm start's: set warm_start.enabled=true (and warm_start.defender)",
         )
         check(len(self.triplay.phase_steps) == 3, "triplay.phase_steps", "three integers: Red, Blue, Eval")
+        check(self.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+        for name, n in self.eval.limits.items():
+            check(n is None or (isinstance(n, int) and n >= 0), f"eval.limits.{name}", "must be a count >= 0 or null")

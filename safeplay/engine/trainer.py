@@ -43,6 +43,8 @@ class Components:
     executor: Any = None
     """Where rollout shards and judge chunks run (e.g. a ``RayExecutor``); None = in this process. Whoever builds
     it closes it."""
+    after_warm_start: Callable[[RunDir], None] | None = None
+    """Called once the warm start's step-0 checkpoint is written (e.g. to keep it for reuse)."""
 
 
 class Trainer:
@@ -219,6 +221,8 @@ class Trainer:
                 self.policies.freeze_reference()  # RL's KL anchor: the warm-started weights (saved in checkpoints)
             self.evaluate("after_warm_start")
             self.checkpoint()
+            if self.c.after_warm_start is not None:
+                self.c.after_warm_start(self.run)
         self.warm_started = True
         if (self.step == 0 and self.c.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
                 and cfg.rl.kl_beta > 0 and not self.policies.frozen_reference_names()):

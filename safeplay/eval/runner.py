@@ -129,10 +129,12 @@ def evaluate(
     seed: int = 0,
     prompt_builder: PromptBuilder = default_prompt,
     progress: Progress | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``generator`` on ``benchmarks`` (names from ``safeplay.data.benchmarks.BENCHMARKS``).
 
-    ``limit`` takes the same fixed random subset (``seed``) of every benchmark. Returns the ``results.json``
+    ``limit`` takes the same fixed random subset (``seed``) of every benchmark; ``limits`` overrides it per
+    benchmark (e.g. ``{"wildjailbreak-adv-benign": None}`` for all 210 items). Returns the ``results.json``
     dict (NaN written as null); with ``out_dir``, writes ``results.json`` and ``generations.jsonl`` there.
     """
     t_all = time.time()
@@ -142,7 +144,8 @@ def evaluate(
     verdicts_of: dict[str, list[Verdict]] = {}
     for spec in specs:
         t0 = time.time()
-        items = load_benchmark(spec.name, data_dir=data_dir, limit=limit, seed=seed)
+        own_limit = limits[spec.name] if limits and spec.name in limits else limit
+        items = load_benchmark(spec.name, data_dir=data_dir, limit=own_limit, seed=seed)
         if spec.metric == "mmlu":
             results[spec.name], new_rows = _run_mmlu(items, generator, scorer)
         elif spec.metric == "gsm8k":
