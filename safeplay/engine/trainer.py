@@ -111,6 +111,11 @@ class Trainer:
         log.info("resumed from %s (step %d; %d log rows after it dropped)", path.name, self.step, dropped)
         return True
 
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the update reads a reference policy (a KL term, or DPO's π_ref)."""
+        return self.cfg.rl.kl_beta > 0 or self.cfg.rl.algorithm == "online_dpo"
+
     # -- evaluation -----------------------------------------------------------------------------------
 
     def evaluate(self, stage: str) -> dict[str, float]:
@@ -217,7 +222,7 @@ class Trainer:
             metrics = self.c.warm_start_fn(self.policies, self.run)
             self.run.log_metrics({"step": 0, "kind": "warm_start", **metrics})
             self.warm_started = True
-            if cfg.rl.kl_reference == "initial" and cfg.rl.kl_beta > 0:
+            if cfg.rl.kl_reference == "initial" and self.needs_reference:
                 self.policies.freeze_reference()  # RL's KL anchor: the warm-started weights (saved in checkpoints)
             self.evaluate("after_warm_start")
             self.checkpoint()
@@ -225,7 +230,7 @@ class Trainer:
                 self.c.after_warm_start(self.run)
         self.warm_started = True
         if (self.step == 0 and self.c.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
-                and cfg.rl.kl_beta > 0 and not self.policies.frozen_reference_names()):
+                and self.needs_reference and not self.policies.frozen_reference_names()):
             # Resumed at step 0 from a checkpoint written without a reference: these weights are RL's start.
             self.policies.freeze_reference()
         self.executor.publish(self.policies)  # fresh, resumed or warm-started weights

@@ -18,6 +18,7 @@ import torch
 from safeplay.config import check
 from safeplay.rl.advantages import class_centred, grpo_advantages, reinforce_pp_returns, whiten
 from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks
+from safeplay.rl.direct import at_temperature_one, dpo_loss, dpo_pairs, rft_selection, sequence_logprobs
 from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
 
@@ -26,8 +27,10 @@ from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_los
 class RLConfig:
     """The policy-gradient algorithm and its coefficients (papers.md §1.6 for REINFORCE++, §3 for GRPO)."""
 
-    algorithm: Literal["reinforce_pp", "grpo"] = "reinforce_pp"
-    """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1) or GRPO (group-normalised)."""
+    algorithm: Literal["reinforce_pp", "grpo", "rft", "online_dpo"] = "reinforce_pp"
+    """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1), GRPO (group-normalised), rejection-
+    sampling fine-tuning on the judged-right samples (``rft``) or online DPO on judged pairs of answers to one
+    prompt (``online_dpo``, needs group_size ≥ 2); see ``safeplay.rl.direct`` for the last two."""
     group_size: int = 1
     """Defender answers per prompt (one group compares answers to the same prompt). GRPO needs ≥ 2; REINFORCE++
     uses 1 (the paper's n_samples_per_prompt)."""
@@ -90,8 +93,17 @@ class RLConfig:
     question at all with one mini-batch and no KL in the reward (GRPO): the ratio's denominator is then the
     gradient pass's own value (exactly on-policy) and no "old" pass runs."""
 
+    rft_min_reward: float = 0.0
+    """``rft``: a sample is trained on when its reward is strictly above this (Self-RedTeam's defender: +2 for a
+    right, harmless answer, 0 or less otherwise)."""
+    dpo_beta: float = 0.1
+    """``online_dpo``: β of the DPO loss (AdvGame: 0.1)."""
+
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
+        check(self.algorithm != "online_dpo" or self.group_size >= 2, "group_size",
+              "online DPO pairs answers to one prompt: group_size >= 2")
+        check(self.dpo_beta > 0, "dpo_beta", "must be > 0")
         check(self.attack_group_size is None or self.attack_group_size >= 1, "attack_group_size", "must be >= 1")
         check(self.algorithm != "grpo" or self.group_size >= 2, "group_size", "GRPO needs group_size >= 2")
         check(self.kl_beta >= 0, "kl_beta", "must be >= 0")
@@ -342,11 +354,71 @@ class PolicyUpdater:
             loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
         return loss, info
 
+    def _direct_step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample]) -> dict[str, float]:
+        """Rejection-sampling fine-tuning or online DPO (``safeplay.rl.direct``): units of one sample (RFT) or one
+        (chosen, rejected) pair (DPO), split into mini-batches, each one optimiser step."""
+        rl = self.rl
+        stats: dict[str, float] = {}
+        if rl.algorithm == "rft":
+            units = [[s] for s in at_temperature_one(rft_selection(samples, rl.rft_min_reward))]
+            stats["rft_kept_share"] = len(units) / len(samples)
+        else:
+            units = [at_temperature_one(pair) for pair in dpo_pairs(samples)]
+            stats["dpo_pairs"] = float(len(units))
+        stats["samples_trained"] = float(sum(len(u) for u in units))
+        if not units:
+            return stats
+        self.policies.train()
+        pad, device = self.policies.tokenizer.pad_token_id, self.policies.device
+        size = len(units[0])
+        longest = lambda u: max(len(s.prompt_ids) + len(s.completion_ids) for s in u)  # noqa: E731
+        per_mb = math.ceil(len(units) / rl.minibatches)
+        losses, norms, info_rows = [], [], []
+        for mb_start in range(0, len(units), per_mb):
+            mb = units[mb_start : mb_start + per_mb]
+            self.optimizer.zero_grad(set_to_none=True)
+            chunks = length_chunks(mb, longest, max(1, rl.micro_batch_size // size),
+                                   rl.micro_batch_tokens // size if rl.micro_batch_tokens else 0)
+            for chunk in chunks:
+                flat = [s for unit in chunk for s in unit]  # a pair's two answers sit side by side
+                batch = collate(flat, pad, device)
+                logp = self._logprobs(flat[0].role, batch, grad=True)
+                if rl.algorithm == "rft":
+                    loss = sft_loss(logp, batch.response_mask)
+                else:
+                    ref = self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start,
+                                                           role=flat[0].role, only=batch.response_mask).float()
+                    seq = sequence_logprobs(logp, batch.response_mask).view(-1, 2)
+                    ref_seq = sequence_logprobs(ref, batch.response_mask).view(-1, 2)
+                    loss, info = dpo_loss(seq[:, 0], seq[:, 1], ref_seq[:, 0], ref_seq[:, 1], rl.dpo_beta)
+                    info_rows.append(info)
+                (loss * len(chunk) / len(mb)).backward()
+                losses.append(float(loss.detach()))
+            if sft_samples and rl.aux_sft_coef > 0:
+                sft = collate(list(sft_samples), pad, device)
+                aux = sft_loss(self._logprobs(sft_samples[0].role, sft, grad=True), sft.response_mask)
+                (rl.aux_sft_coef * aux).backward()
+                stats["aux_sft_loss"] = float(aux.detach())
+            if self.grad_clip > 0:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)))
+            self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        stats.update(loss=sum(losses) / len(losses), lr=self.scheduler.get_last_lr()[0])
+        if norms:
+            stats["grad_norm"] = sum(norms) / len(norms)
+        for key in ("dpo_accuracy", "dpo_margin"):
+            if info_rows:
+                stats[key] = sum(r[key] for r in info_rows) / len(info_rows)
+        return stats
+
     def step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample] = ()) -> dict[str, float]:
         """One rollout's worth of updates; returns loss/KL/grad-norm statistics."""
         rl = self.rl
         if not samples:
             return {}
+        if rl.algorithm in ("rft", "online_dpo"):
+            return self._direct_step(samples, sft_samples)
         self.policies.train()
         fused = self._fits_fused(samples)
         rows, stats = self._prepare(samples, fused)
