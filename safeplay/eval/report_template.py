@@ -25,13 +25,13 @@ pre.text { white-space: pre-wrap; word-break: break-word; background: #f8f8f8; b
 <p class="meta">{{ n_steps }} logged steps, {{ n_evals }} evaluations, {{ n_games }} games{% if judges %};
 judge(s) of the games: {{ judges|join(", ") }}{% endif %}.</p>
 {% if before_after %}
-<h2>Held-out benchmarks: first vs last evaluation</h2>
-<img class="plot" alt="held-out benchmarks before and after" src="data:image/png;base64,{{ before_after }}">
+<h2>Held-out benchmarks at every evaluation stage</h2>
+<img class="plot" alt="held-out benchmarks at every evaluation stage" src="data:image/png;base64,{{ before_after }}">
 {% endif %}
 {% if eval_table %}
-<table><tr><th>benchmark</th><th>metric</th><th>first</th><th>last</th></tr>
+<table><tr><th>benchmark</th><th>metric</th>{% for s in stages %}<th>{{ s }}</th>{% endfor %}</tr>
 {% for r in eval_table %}<tr><td>{{ r.benchmark }}</td><td>{{ r.metric }}{{ " ↓" if r.lower_is_better else "" }}</td>
-<td class="num">{{ r.before }}</td><td class="num">{{ r.after }}</td></tr>
+{% for v in r.cells %}<td class="num">{{ v }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% endif %}
 {% if plots %}
