@@ -123,7 +123,8 @@ class EvalConfig:
     every: int = 10
     """Evaluate every N RL steps (plus before RL starts and at the end); 0 = only before and at the end."""
     benchmarks: list[str] = field(default_factory=lambda: ["harmbench", "xstest-safe"])
-    """Benchmarks from ``safeplay.data.benchmarks`` (held-out: never used as seeds)."""
+    """Benchmarks from ``safeplay.data.benchmarks``, or ``file:PATH`` for a custom set (JSONL/CSV with prompt and
+    harmful/benign label columns, see ``safeplay.data.custom_sets``); held-out: never used as seeds."""
     limit: int | None = 48
     """Fixed seeded subset per benchmark (None = all)."""
     judge: str = "guard-mini"
