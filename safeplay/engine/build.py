@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from safeplay.engine.config import TrainConfig
+from safeplay.engine.run_dir import eval_dir
 from safeplay.engine.trainer import Components
 from safeplay.errors import SafeplayError
 from safeplay.paths import data_dir
@@ -82,7 +83,7 @@ def make_eval_fn(cfg: TrainConfig, run_root: Path):
     def eval_fn(policies, step: int, stage: str) -> dict[str, float]:
         if "judge" not in judge_holder:
             judge_holder["judge"] = build_judge(cfg.eval.judge, **cfg.eval.judge_options)
-        out_dir = run_root / "evals" / f"step_{step}_{stage}"
+        out_dir = eval_dir(run_root, step, stage)
         results = evaluate(
             policies.generator("defender"),
             cfg.eval.benchmarks,

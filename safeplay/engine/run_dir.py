@@ -7,6 +7,7 @@ Layout::
       metrics.jsonl        one JSON object per step ({"step": N, "kind": "train"|"eval"|"warm_start", ...})
       games.jsonl          one JSON object per game (full texts, verdicts, rewards)
       tb/                  TensorBoard events
+      evals/step_<N>_<stage>/  each held-out evaluation: results.json, generations.jsonl
       checkpoints/step_<N>/   role weights (safetensors), optimiser/scheduler state, RNG, cursors
       checkpoints/latest   name of the newest complete checkpoint
 """
@@ -33,6 +34,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def eval_dir(root: Path, step: int, stage: str) -> Path:
+    """Where the held-out evaluation of ``step`` at ``stage`` (start, after_warm_start, periodic, end) writes its
+    ``results.json`` and ``generations.jsonl``."""
+    return Path(root) / "evals" / f"step_{step}_{stage}"
 
 
 class JsonlLog:
