@@ -167,8 +167,7 @@ def test_full_parameter_run_exports_merged_only(tmp_path, capsys):
     capsys.readouterr()
     saved = load_file(str(run / "checkpoints" / "step_1" / "roles" / "attacker" / "weights.safetensors"))
     merged = load_file(str(out / "model.safetensors"))
-    assert all(torch.equal(merged[k], v) for k, v in saved.items())
-    assert chat(capsys, "--model", str(out), prompts=PROMPTS[:1]) == chat(capsys, "--run", str(run), prompts=PROMPTS[:1])
+    assert set(merged) == set(saved) and all(torch.equal(merged[k], v) for k, v in saved.items())
 
 
 def test_export_errors_are_one_line(exported, tmp_path, capsys):

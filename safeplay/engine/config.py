@@ -194,7 +194,18 @@ class LogConfig:
     tensorboard: bool = True
     """Write a TensorBoard log under <run>/tb (needs the tensorboard package; skipped with a warning if absent)."""
     wandb: bool = False
-    """Also log to Weights & Biases (needs wandb and a login)."""
+    """Also log metrics, the resolved config and evaluation tables to Weights & Biases (pip install
+    'safeplay[wandb]'; needs `wandb login`, or WANDB_MODE=offline to keep the run in <run>/wandb for `wandb sync`)."""
+    wandb_project: str = "safeplay"
+    """W&B project of the run."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None = the login's default."""
+    mlflow: bool = False
+    """Also log metrics, the resolved config and evaluation results to MLflow (pip install 'safeplay[mlflow]')."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; None = MLFLOW_TRACKING_URI if set, else a file store in <run>/mlruns (works offline)."""
+    mlflow_experiment: str = "safeplay"
+    """MLflow experiment the run is logged under (created if missing)."""
     log_games: bool = True
     """Write every game (full texts, verdicts, rewards) to games.jsonl."""
     diversity_every: int = 1
