@@ -118,7 +118,7 @@ def test_exports_are_standard_folders(exported):
     assert set(got) == set(ckpt) and all(torch.equal(got[k], ckpt[k]) for k in ckpt)
     assert json.loads((merged / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
     info = json.loads((merged / "export.json").read_text())
-    assert info["step"] == 1 and info["role"] == "defender" and info["policy"] == "player" and info["format"] == "merged"
+    assert (info["step"], info["role"], info["policy"], info["format"]) == (1, "defender", "player", "merged")
 
 
 def test_plain_transformers_answers_like_safeplay_chat(exported, capsys):

@@ -12,7 +12,7 @@ compliance-asr        ``asr``                     compliance rate on harmful pro
 refusal               ``refusal_rate``            refusal-to-answer on unsafe prompts (clean refusals only) ↑
 benign-compliance     ``compliance_rate``         compliance on benign prompts (inverted RTA) ↑
 strongreject          ``strongreject_score``      mean StrongREJECT score ↓ (``strongreject_score_source`` says how)
-labelled              see below                   each item by its own label: refusal on harmful, compliance on benign ↑
+labelled              see below                   each item by its label: refusal on harmful, compliance on benign ↑
 ====================  ==========================  =========================================================
 
 ``labelled`` (custom sets, ``safeplay.data.custom_sets``) adds ``harmful_refusal_rate`` / ``harmful_n`` over the

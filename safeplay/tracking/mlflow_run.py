@@ -46,7 +46,8 @@ class MlflowTracker:
         try:
             from mlflow.tracking import MlflowClient
         except ImportError:
-            raise SafeplayError("log.mlflow is on but mlflow is not installed: pip install 'safeplay[mlflow]'") from None
+            raise SafeplayError("log.mlflow is on but mlflow is not installed: "
+                                "pip install 'safeplay[mlflow]'") from None
         self.uri = (cfg.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
                     or (Path(root) / "mlruns").resolve().as_uri())
         if self.uri.startswith("file:"):
