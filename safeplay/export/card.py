@@ -74,12 +74,13 @@ def _primary(figures: dict[str, Any]) -> str | None:
                 None)
 
 
-def eval_table(first: dict[str, Any] | None, last: dict[str, Any] | None) -> str:
-    """A Markdown table of each benchmark's headline metric (first and last evaluation), with what scored it."""
+def eval_table(first: dict[str, Any] | None, last: dict[str, Any] | None, step: int) -> str:
+    """A Markdown table of each benchmark's headline metric (first and last evaluation up to ``step``), with what
+    scored it."""
     if last is None:
-        return "This run was not evaluated on held-out benchmarks (`eval.enabled` was off): no figures to report.\n"
+        return f"This run has no held-out evaluation up to step {step}: no figures to report.\n"
     lines = [f"| benchmark | metric | first evaluation (step {first['step']}, {first['stage']}) | "
-             f"this model (step {last['step']}, {last['stage']}) | n |", "|---|---|---|---|---|"]
+             f"last evaluation (step {last['step']}, {last['stage']}) | n |", "|---|---|---|---|---|"]
     for bench, figures in last.get("benchmarks", {}).items():
         metric = _primary(figures)
         if metric is None:
@@ -97,7 +98,9 @@ def eval_table(first: dict[str, Any] | None, last: dict[str, Any] | None) -> str
     how.append(f"greedy decoding, {last.get('max_new_tokens', '?')} new tokens")
     if last.get("cot"):
         how.append("answers written with the hidden chain-of-thought template, only the answer judged")
-    return "\n".join(lines) + "\n\nScored by " + "; ".join(how) + ".\n"
+    note = "" if last["step"] == step else (f" The exported weights are those of step {step}, after this "
+                                            "evaluation; they were not evaluated themselves.")
+    return "\n".join(lines) + "\n\nScored by " + "; ".join(how) + "." + note + "\n"
 
 
 def _usage(fmt: str, where: str) -> str:
@@ -196,7 +199,7 @@ def model_card(src: RoleWeights, fmt: str, dtype: str, base_path: str, where: st
         f"| RL | {rl.get('algorithm')}, lr {optim.get('lr')}, KL β {rl.get('kl_beta')}, seed {cfg.get('seed')} |",
         f"| training judge | {judge} |",
         f"| exported by | safeplay {__version__} |", "",
-        "## Evaluation", "", eval_table(first, last),
+        "## Evaluation", "", eval_table(first, last, src.step),
         "## Use", "", _usage(fmt, where),
         "## Known limits", "", *[f"* {text}" for text in _limits(src, last)], "",
         "## Training config", "",
