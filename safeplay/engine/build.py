@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from safeplay.engine.config import TrainConfig
+from safeplay.engine.run_dir import eval_dir
 from safeplay.engine.trainer import Components
 from safeplay.errors import SafeplayError
 from safeplay.paths import data_dir
@@ -34,6 +35,7 @@ def load_training_seeds(cfg: TrainConfig) -> list:
             from safeplay.data.benchmarks import eval_prompt_texts
 
             exclude = eval_prompt_texts(root)
+        exclude += custom_eval_prompts(cfg)
         seeds = load_seeds(
             root,
             exclude=exclude,
@@ -48,6 +50,16 @@ def load_training_seeds(cfg: TrainConfig) -> list:
         "seeds: %d harmful, %d benign", sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds)
     )
     return seeds
+
+
+def custom_eval_prompts(cfg: TrainConfig) -> list[str]:
+    """The prompts of the custom sets (``file:PATH``) in ``eval.benchmarks``: held out like the built-in ones."""
+    from safeplay.data.benchmarks import load_benchmark
+    from safeplay.data.custom_sets import is_custom
+
+    if not cfg.eval.enabled:
+        return []
+    return [it.prompt for name in cfg.eval.benchmarks if is_custom(name) for it in load_benchmark(name)]
 
 
 def load_tactic_texts(cfg: TrainConfig) -> list[str]:
@@ -71,15 +83,16 @@ def make_eval_fn(cfg: TrainConfig, run_root: Path):
     """Held-out defender evaluation through the evaluation harness (greedy, answer-only for CoT)."""
     if not cfg.eval.enabled:
         return None
-    from safeplay.eval.runner import evaluate, flat_metrics
+    from safeplay.eval.runner import check_benchmarks, evaluate, flat_metrics
     from safeplay.judges.registry import build_judge
 
+    check_benchmarks(cfg.eval.benchmarks)  # a bad name or a malformed custom set fails before the model loads
     judge_holder: dict[str, Any] = {}
 
     def eval_fn(policies, step: int, stage: str) -> dict[str, float]:
         if "judge" not in judge_holder:
             judge_holder["judge"] = build_judge(cfg.eval.judge, **cfg.eval.judge_options)
-        out_dir = run_root / "evals" / f"step_{step}_{stage}"
+        out_dir = eval_dir(run_root, step, stage)
         results = evaluate(
             policies.generator("defender"),
             cfg.eval.benchmarks,
@@ -105,6 +118,7 @@ def build_components(cfg: TrainConfig, run_root: Path) -> Components:
 
     resolve_share(cfg)
     roles = recipe_class(cfg.recipe).roles
+    eval_fn = make_eval_fn(cfg, run_root)
     torch.manual_seed(cfg.seed)  # LoRA initialisation draws from the global RNG
     policies = build_policies(cfg.model, cfg.policy, roles)
     judge = build_judge(cfg.judge.name, **cfg.judge.options)
@@ -125,7 +139,7 @@ def build_components(cfg: TrainConfig, run_root: Path) -> Components:
         seeds=seeds,
         tactics=load_tactic_texts(cfg),
         embedder=Embedder(),
-        eval_fn=make_eval_fn(cfg, run_root),
+        eval_fn=eval_fn,
         warm_start_fn=warm,
         after_warm_start=keep_warm_start,
     )

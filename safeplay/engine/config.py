@@ -149,7 +149,8 @@ class EvalConfig:
     every: int = 10
     """Evaluate every N RL steps (plus before RL starts and at the end); 0 = only before and at the end."""
     benchmarks: list[str] = field(default_factory=lambda: ["harmbench", "xstest-safe"])
-    """Benchmarks from ``safeplay.data.benchmarks`` (held-out: never used as seeds)."""
+    """Benchmarks from ``safeplay.data.benchmarks``, or ``file:PATH`` for a custom set (JSONL/CSV with prompt and
+    harmful/benign label columns, see ``safeplay.data.custom_sets``); held-out: never used as seeds."""
     limit: int | None = 48
     """Fixed seeded subset per benchmark (None = all)."""
     limits: dict[str, Any] = field(default_factory=dict)
@@ -223,7 +224,18 @@ class LogConfig:
     tensorboard: bool = True
     """Write a TensorBoard log under <run>/tb (needs the tensorboard package; skipped with a warning if absent)."""
     wandb: bool = False
-    """Also log to Weights & Biases (needs wandb and a login)."""
+    """Also log metrics, the resolved config and evaluation tables to Weights & Biases (pip install
+    'safeplay[wandb]'; needs `wandb login`, or WANDB_MODE=offline to keep the run in <run>/wandb for `wandb sync`)."""
+    wandb_project: str = "safeplay"
+    """W&B project of the run."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None = the login's default."""
+    mlflow: bool = False
+    """Also log metrics, the resolved config and evaluation results to MLflow (pip install 'safeplay[mlflow]')."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; None = MLFLOW_TRACKING_URI if set, else a file store in <run>/mlruns (works offline)."""
+    mlflow_experiment: str = "safeplay"
+    """MLflow experiment the run is logged under (created if missing)."""
     log_games: bool = True
     """Write every game (full texts, verdicts, rewards) to games.jsonl."""
     diversity_every: int = 1

@@ -3,7 +3,8 @@
 What is shown is chosen from what the folder holds:
 
 * **run** (``metrics.jsonl`` and/or ``games.jsonl``, ``config.yaml``): training curves, held-out benchmark bars
-  before/after (first vs last ``"kind": "eval"`` row), the evaluation table, sample games with hidden thinking;
+  before/after (first vs last ``"kind": "eval"`` row), the evaluation table, sample games with hidden thinking,
+  and links to the run's TensorBoard log and its W&B / MLflow runs (``tracking.json``);
 * **evaluation** (``results.json`` + ``generations.jsonl``): figures per benchmark with their judge, per-category
   breakdowns, sample generations (keyword hacks and harmful answers first);
 * **comparison** (``comparison.json`` or ``ablation.json``, ``{"arms": {arm: {benchmark: {metric: value,
@@ -24,7 +25,8 @@ from typing import Any
 
 from safeplay.errors import SafeplayError
 
-HEADLINE = ("asr", "refusal_rate", "compliance_rate", "strongreject_score", "refusal_f1", "exact_match", "accuracy")
+HEADLINE = ("asr", "refusal_rate", "compliance_rate", "strongreject_score", "refusal_f1", "exact_match", "accuracy",
+            "label_accuracy")
 """Metric keys drawn in before/after bars (each benchmark's primary metric is one of these)."""
 LOWER_IS_BETTER = {"asr", "strongreject_score", "harmful_rate", "keyword_hack_rate"}
 SAMPLE_GAMES = 12
@@ -236,8 +238,10 @@ def _run_context(folder: Path) -> dict[str, Any]:
             "verdict": ", ".join(f"{k}={v}" for k, v in verdict.items() if v is not None),
             "rewards": ", ".join(f"{k}={_fmt(v)}" for k, v in (g.get("rewards") or {}).items()),
         })
+    from safeplay.tracking import read_links
+
     return {"kind": "run", "config": config, "plots": plots, "before_after": before_after, "eval_table": eval_table,
-            "stages": stages,
+            "stages": stages, "tracking": read_links(folder),
             "n_steps": len(train), "n_evals": len(evals), "n_games": len(games), "games": samples,
             "judges": sorted({str((g.get("verdict") or {}).get("judge")) for g in games if g.get("verdict")})}
 
