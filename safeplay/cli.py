@@ -12,7 +12,7 @@ from safeplay import __version__
 from safeplay.config import ConfigError
 from safeplay.errors import SafeplayError
 
-COMMANDS = ["train", "eval", "report", "ablate", "chat", "judge", "models"]
+COMMANDS = ["train", "eval", "report", "ablate", "chat", "export", "judge", "models"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -111,3 +111,31 @@ def test_a_rerun_trains_nothing_again(tmp_path):
     again = Runner(tmp_path)
     second = run_ablation(fn("self-play", 1), ["self-play", "defender-only"], [1], tmp_path / "abl", again, fn)
     assert again.trainers == {} and copy.deepcopy(first["arms"]) == second["arms"]
+
+
+def test_a_cached_warm_start_is_reused_by_a_run_with_the_same_inputs(tmp_path, monkeypatch):
+    """The first run stores its warm start; a second run with other RL settings (lr, steps) starts from it at RL
+    step 1 with identical weights, and a run whose warm-start inputs differ does not find it."""
+    from safeplay.engine import warm_cache
+
+    monkeypatch.setenv("SAFEPLAY_CACHE", str(tmp_path / "cache"))
+    runner = Runner(tmp_path)
+    first = overrides()("self-play", 1)
+    root = tmp_path / "abl" / "first"
+    tr = make_trainer(root.parent, first, name=root.name)
+    tr.c.eval_fn = fake_eval
+    tr.c.warm_start_fn = make_warm_start(first, FakeJudge(), SEEDS)
+    tr.c.after_warm_start = lambda run: warm_cache.store(first, run.root)
+    tr.fit()
+    assert warm_cache.finished(warm_cache.entry(first))
+
+    second = overrides({"self-play": {"optim.lr": "0.05", "steps": 1}})("self-play", 1)
+    assert warm_cache.cache_key(second) == warm_cache.cache_key(first)
+    root2 = tmp_path / "abl" / "second"
+    assert warm_cache.restore(second, root2)
+    runner(second, root2)  # resumes: no warm start of its own
+    assert runner.warm_starts == []
+    rows = [r for r in runner.trainers["second"].run.metrics.rows() if r["kind"] == "train"]
+    assert [r["step"] for r in rows] == [1]
+    other = overrides({"self-play": {"warm_start.epochs": 2}})("self-play", 1)
+    assert not warm_cache.restore(other, tmp_path / "abl" / "third")

@@ -26,6 +26,7 @@ def guarded(monkeypatch, tmp_path):
     """Work in an empty folder with every heavy step replaced by a tripwire; yields a snapshot checker."""
     import safeplay.engine.progress
     import safeplay.eval.report
+    import safeplay.export
     import safeplay.judges.calibrate
     import safeplay.judges.guard_train
     import safeplay.judges.registry
@@ -42,7 +43,7 @@ def guarded(monkeypatch, tmp_path):
         (safeplay.models, "load_model"), (safeplay.judges.registry, "build_judge"),
         (safeplay.models.checkpoint_io, "load_run_policies"), (safeplay.judges.guard_train, "train_guard_mini"),
         (safeplay.judges.calibrate, "calibrate"), (safeplay.judges.server, "JudgeServer"),
-        (safeplay.eval.report, "write_report"),
+        (safeplay.eval.report, "write_report"), (safeplay.export, "export_run"),
     ]:
         monkeypatch.setattr(module, name, trip)
     work = tmp_path / "work"
@@ -119,9 +120,10 @@ OUT_OF_RANGE = {
     "rollout.max_restarts": "-1", "rollout.restart_timeout_s": "0",
     "rollout.vllm.gpu_memory_utilization": "0", "rollout.vllm.tensor_parallel_size": "0",
     "rollout.vllm.max_model_len": "8", "rollout.vllm.max_loras": "0",
+    "rl.attack_group_size": "0", "rl.dpo_beta": "0", "warm_start.attacker_pair_share": "2", "eval.batch_size": "0",
 }
 """A value outside the accepted range of every numeric key that has one."""
-ANY_NUMBER = {"seed", "ssp.insert_threshold", "ssp.evict_success_threshold"}
+ANY_NUMBER = {"seed", "ssp.insert_threshold", "ssp.evict_success_threshold", "rl.rft_min_reward"}
 """Numeric keys every number is a valid setting of (a seed, reward thresholds)."""
 UNKNOWN_VALUE = {
     "recipe": "nosuch", "name": "a/b", "model.spec": "/no/such/model", "model.device": "tpu",
@@ -130,11 +132,12 @@ UNKNOWN_VALUE = {
     "warm_start.refusal_file": "/no/such/refusals.jsonl", "eval.benchmarks": "[nosuch]", "eval.judge": "nosuch",
     "eval.judge_options": "{nosuch: 1}", "triplay.phase_steps": "[0,0,0]", "triplay.defender_weights": "[1]",
     "triplay.frozen_defenders": "[base, /no/such/model]", "triplay.experts": "[nosuch]", "rollout.vllm.dtype": "float8",
-    "optim.betas": "[0.9]",
+    "optim.betas": "[0.9]", "eval.limits": "{nosuch: 3}",
 }
 """A value that names nothing known (or breaks a shape rule) for every key of text, list or mapping type."""
-FREE_TEXT = {"game.defender_system", "attacker.stop", "defender.stop", "evaluator.stop"}
-"""Keys any text is a valid setting of."""
+FREE_TEXT = {"game.defender_system", "attacker.stop", "defender.stop", "evaluator.stop", "log.wandb_project",
+             "log.wandb_entity", "log.mlflow_tracking_uri", "log.mlflow_experiment"}
+"""Keys any text is a valid setting of (a system prompt, stop strings, tracking project names and addresses)."""
 
 
 def wrong_type(tp: str) -> str:
@@ -180,7 +183,7 @@ def test_every_key_rejects_a_bad_value(capsys, guarded, key):
 # -- every flag of every command ---------------------------------------------------------------------------------
 
 NO_VALUE = {"--version", "train --resume", "train --help-config", "train --quiet", "eval --cot", "ablate --no-report",
-            "chat --prompt", "chat --system", "judge train --no-cache"}
+            "chat --prompt", "chat --system", "judge train --no-cache", "export --force"}
 """Flags with no value to get wrong (switches; free text). ``train --resume`` is walked by test_reported_cases."""
 BAD_FLAGS = {
     "train --recipe": ["--recipe", "nosuch"], "train --preset": ["--preset", "nosuch"],
@@ -212,6 +215,12 @@ BAD_FLAGS = {
     "judge serve --host": ["--host", "not a host!"], "judge serve --port": ["--port", "99999"],
     "judge serve --max-batch": ["--max-batch", "0"], "judge serve --max-wait-ms": ["--max-wait-ms", "-1"],
     "judge serve --api-key-env": ["--api-key-env", "SAFEPLAY_TEST_UNSET"],
+    **{f"export {flag}": ["--run", "/no/such/run", "--out", "exp", flag, value] for flag, value in (
+        ("--format", "nosuch"), ("--step", "-1"), ("--role", "nosuch"), ("--dtype", "float8"),
+        ("--push-to-hub", "not a repo!"))},
+    "export --run": ["--out", "exp", "--run", "/no/such/run"],
+    "export --out": ["--run", "/no/such/run", "--out", "a-file.txt"],
+    "export --private": ["--run", "/no/such/run", "--out", "exp", "--private"],
 }
 
 

@@ -243,7 +243,37 @@ def test_grpo_variant_logs_zero_variance_share(tmp_path):
     tr.fit()
     row = [r for r in tr.run.metrics.rows() if r["kind"] == "train"][0]
     assert any(k.endswith("zero_variance_groups") for k in row)
-    assert len(tr.run.games.rows()) == 4 * 2
+    games = tr.run.games.rows()
+    attacked = [g for g in games if g["attacked"]]
+    assert attacked and len(attacked) < len(games)
+    # a verbatim seed is answered twice; an attacked one gets 2 revisions, each answered twice
+    assert len(games) == 2 * (len(games) - len(attacked)) // 2 + len(attacked)
+    assert len(attacked) % 4 == 0
+
+
+def test_grpo_groups_compare_answers_to_one_prompt(tmp_path):
+    """Each defender group holds G answers to the *same* prompt (one attack, or one verbatim seed); the attacker's
+    group is its revisions of one seed, each revision one sample whose reward averages its answers."""
+    from safeplay.recipes.self_redteam import SelfRedTeam
+
+    cfg = make_cfg(**{"rl.algorithm": "grpo", "rl.group_size": 2, "rl.kl_in_reward": "false", "steps": 1})
+    tr = make_trainer(tmp_path, cfg)
+    result = tr.recipe.play(1)
+    assert isinstance(tr.recipe, SelfRedTeam)
+    by_group: dict = {}
+    for g in result.games:
+        by_group.setdefault(g.extra["group"], []).append(g)
+    assert all(len(members) == 2 and len({m.query for m in members}) == 1 for members in by_group.values())
+    assert any(g.attack is not None for g in result.games)
+    attacker = [s for s in result.samples if s.role == "attacker"]
+    revisions = {id(g.attack) for g in result.games if g.attack is not None and g.rewards.get("attacker") is not None}
+    assert len(attacker) == len(revisions)
+    by_seed: dict = {}
+    for s in attacker:
+        by_seed.setdefault(s.group, []).append(s)
+    assert all(len(v) == 2 for v in by_seed.values())  # two revisions of each attacked seed
+    defender_groups = {s.group for s in result.samples if s.role == "defender"}
+    assert defender_groups <= set(by_group)
 
 
 def test_aux_sft_mixes_warm_start_data_into_updates_and_resumes_exactly(tmp_path):

@@ -74,13 +74,19 @@ def test_logprobs_match_teacher_forcing(tiny, temperature):
     sp = SamplingParams(temperature=temperature, top_p=0.8, max_new_tokens=12)
     outs = gen.generate(prompts(), sp, seed=3)
     ids, mask = pad_left([o.prompt_ids + o.token_ids for o in outs], tok.pad_token_id)
+    # Reported at the sampling temperature (1 for greedy), where a learner scores them too.
+    t = temperature if temperature > 0 else 1.0
+    assert all(o.temperature == t for o in outs)
     with torch.no_grad():
-        tf = token_logprobs(model, ids, mask)
+        tf = token_logprobs(model, ids, mask, temperature=torch.full((len(outs),), t))
+        raw = token_logprobs(model, ids, mask)
     for i, o in enumerate(outs):
         got = torch.tensor(o.logprobs)
         want = tf[i, -len(o.token_ids) :]
         # Incremental decoding with a KV cache vs one full forward: equal up to fp32 rounding.
         assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+        if t != 1.0:  # and not the raw distribution's
+            assert not torch.allclose(got, raw[i, -len(o.token_ids) :], atol=1e-3)
 
 
 def test_token_logprobs_same_for_left_and_right_padding(tiny):

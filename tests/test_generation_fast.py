@@ -238,3 +238,37 @@ def test_full_vocabulary_draw_by_blocks_follows_the_distribution():
     assert draws.max() < vocab
     # Sampling noise alone gives a total variation of about 0.01 here.
     assert 0.5 * (freq - want).abs().sum() < 0.025
+
+
+def test_bf16_rollouts_keep_a_small_adapter_instead_of_rounding_it_away():
+    """In bf16 a merged weight keeps 8 significant bits, so a small adapter delta merged into it mostly vanishes and
+    rollouts would come from another policy than the learner's. The decoder keeps such an adapter as a low-rank
+    side path: its projections follow the learner's (peft's) outputs, not the base's."""
+    import safeplay.generation.fast as fast_mod
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = tiny_model(seed=0)
+    pm = get_peft_model(model.to(torch.bfloat16), LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS),
+                        adapter_name="a")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for n, p in pm.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 1e-4)
+    layer = pm.base_model.model.model.layers[0]
+    q = layer.self_attn.q_proj
+    merged = (q.base_layer.weight.float() + q.get_delta_weight("a").float()).to(torch.bfloat16)
+    assert (merged == q.base_layer.weight).float().mean() > 0.5  # merging would drop most of the adapter
+
+    x = torch.randn(8, q.in_features, generator=gen).to(torch.bfloat16)
+    mods = [layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj]
+    with torch.no_grad():
+        learner = torch.cat([m(x) for m in mods], -1).float()
+        base = torch.cat([m.base_layer(x) for m in mods], -1).float()
+        rollout = fast_mod.extract_weights(pm, "a").layers[0].qkv(x).float()
+    adapter_effect = (learner - base).abs().mean()
+    assert (rollout - learner).abs().mean() < 0.01 * adapter_effect
+    # fp32 weights are merged (exact there, and faster).
+    model32, _ = tiny_model(seed=0)
+    pm32 = get_peft_model(model32, LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS), adapter_name="a")
+    assert fast_mod.extract_weights(pm32, "a").layers[0].qkv.low_rank is None

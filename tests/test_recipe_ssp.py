@@ -82,9 +82,10 @@ def test_run_logs_pool_metrics_and_replays_failures(tmp_path):
                     "ssp/evicted_cap", "ssp/removed_solved", "ssp/unscored"):
             assert key in r, key
         assert [r[f"ssp/score_hist/{b}"] for b in range(1, 6)] == [0, 0, 0, 0, 1]
-    # batch 4 = 1 benign + 1 replay slot + 2 fresh goals (3 fresh at step 1, the pool is empty), G = 2
+    # batch 4 = 1 benign + 1 replay slot + 2 fresh goals (3 fresh at step 1, the pool is empty), G = 2: a fresh
+    # goal gets 2 attacks, each answered twice (4 games); benign and replayed prompts are answered twice.
     assert rows[0]["ssp/replay_share"] == 0 and rows[0]["ssp/inserted"] > 0
-    assert rows[1]["ssp/replay_share"] == pytest.approx(2 / 8) and rows[1]["ssp/replay_still_failing"] == 1.0
+    assert rows[1]["ssp/replay_share"] == pytest.approx(2 / 12) and rows[1]["ssp/replay_still_failing"] == 1.0
     games = tr.run.games.rows()
     fresh_attacks = {g["attacker"]["public"].strip() for g in games if g["source"] == "fresh" and g["attacker"]}
     replayed = [g for g in games if g["source"] == "replay"]
@@ -134,11 +135,12 @@ def test_replay_modes(tmp_path, mode):
     if mode == "none":
         assert not any(g["source"] == "replay" for g in games)
         assert all(r["ssp/replay_share"] == 0 and r["ssp/pool_size"] == 0 for r in rows)
-        # the replay slot goes to fresh attacks: the defender's budget per step is the same in every mode
-        assert all(r["games"] == 8 for r in rows)
+        # the replay slot goes to fresh attacks: 3 goals × 2 attacks × 2 answers + 1 benign seed × 2 answers
+        assert all(r["games"] == 14 for r in rows)
     else:
         assert sum(g["source"] == "replay" for g in games) == 2 * 2
-        assert all(r["games"] == 8 for r in rows)
+        # from step 2 one slot is a replayed attack (2 answers) instead of a fresh goal (2 attacks × 2 answers)
+        assert [r["games"] for r in rows] == [14, 12, 12]
 
 
 def test_benign_rewards_and_unscored_verdicts(tmp_path):
@@ -151,9 +153,9 @@ def test_benign_rewards_and_unscored_verdicts(tmp_path):
     b = [g for g in games if not g["seed_harmful"]]
     h = [g for g in games if g["seed_harmful"]]
     assert len(b) == 2 and all(g["rewards"] == {"defender": 1.0} for g in b)
-    assert len(h) == 6 and all(g["rewards"] == {"defender": None, "attacker": None} for g in h)
+    assert len(h) == 12 and all(g["rewards"] == {"defender": None, "attacker": None} for g in h)  # 3 × 2 × 2
     row = train_rows(tr)[0]
-    assert row["ssp/unscored"] == 6 and row["samples"] == 2 and row["ssp/pool_size"] == 0
+    assert row["ssp/unscored"] == 12 and row["samples"] == 2 and row["ssp/pool_size"] == 0
     assert all(row[f"ssp/score_hist/{k}"] is None for k in range(1, 6))
 
 

@@ -25,6 +25,8 @@ def make_run(root: Path) -> Path:
                      "rates/unsafe": 0.5 - step / 40, "kl": 0.01 * step, "note": "text is ignored"})
     rows.insert(0, {"step": 0, "kind": "eval", "stage": "start", "harmbench/asr": 0.8, "harmbench/refusal_rate": 0.1,
                     "xstest-safe/compliance_rate": 0.9, "harmbench/by_category/illegal": 0.5})
+    rows.insert(1, {"step": 0, "kind": "eval", "stage": "after_warm_start", "harmbench/asr": 0.15,
+                    "harmbench/refusal_rate": 0.7, "xstest-safe/compliance_rate": 0.8})
     rows.append({"step": 8, "kind": "eval", "stage": "end", "harmbench/asr": 0.4, "harmbench/refusal_rate": 0.5,
                  "xstest-safe/compliance_rate": 0.85, "harmbench/by_category/illegal": 0.3})
     (root / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 9, "trunc')
@@ -91,6 +93,9 @@ def test_run_report_content(tmp_path):
     html = build_report(make_run(tmp_path / "run"))
     assert html.count('src="data:image/png;base64,') >= 2  # curves + before/after bars
     assert "harmbench" in html and "0.800" in html and "0.400" in html  # first vs last eval
+    # …and the warm start between them: a reader sees what RL added over it
+    assert "0.150" in html and "after warm start (step 0)" in html and "before training (step 0)" in html
+    assert "end (step 8)" in html
     assert "attacker thinking (hidden)" in html and "defender thinking (hidden)" in html
     assert "by_category" not in html  # nested breakdowns are not headline rows
 

@@ -209,3 +209,84 @@ def test_class_baseline_centres_rewards_within_each_kind_of_game():
         upd = PolicyUpdater(pol, "attacker", rl, OptimConfig(lr=1e-3, warmup_ratio=0.0), total_steps=2)
         trained[baseline] = upd.step(batch)["samples_trained"]
     assert trained == {"batch": 4.0, "class": 2.0}
+
+
+def test_samples_are_scored_at_their_sampling_temperature():
+    """A sample drawn at temperature T is scored as log softmax(logits / T): the same values the generator
+    reported, so the rollout-vs-learner gap logged by the update is ~0 (it is large when scored at T = 1)."""
+    from safeplay.generation.base import SamplingParams
+
+    pol = policies()
+    from safeplay.game.rollout import _turns
+    from safeplay.generation.base import ChatPrompt
+    from safeplay.recipes.base import sample_from
+
+    prompts = [ChatPrompt([{"role": "user", "content": f"question {i}"}]) for i in range(4)]
+    turns = _turns(pol, "defender", prompts, SamplingParams(temperature=0.5, max_new_tokens=6), False, seed=1)
+    batch = [sample_from(t, reward=float(i % 2)) for i, t in enumerate(turns)]
+    assert all(s.temperature == 0.5 and s.has_rollout_logprobs for s in batch)
+    upd = PolicyUpdater(pol, "defender", RLConfig(kl_beta=0.05), OptimConfig(lr=1e-3), total_steps=2)
+    stats = upd.step(batch)
+    assert stats["defender/rollout_logprob_gap"] < 1e-4
+    cold = [RoleSample(s.role, s.prompt_ids, s.completion_ids, s.reward, rollout_logprobs=s.rollout_logprobs)
+            for s in batch]  # the same tokens scored at T = 1
+    assert PolicyUpdater(policies(), "defender", RLConfig(kl_beta=0.05), OptimConfig(lr=1e-3),
+                         total_steps=2).step(cold)["defender/rollout_logprob_gap"] > 1e-2
+
+
+def test_minibatches_mix_the_roles_that_share_weights(monkeypatch):
+    """With several mini-batches, every optimiser step sees samples of both roles (rows are shuffled, seeded)."""
+    pol = policies()
+    upd = PolicyUpdater(pol, "attacker", RLConfig(minibatches=3, micro_batch_size=64, kl_beta=0.0),
+                        OptimConfig(lr=1e-3), total_steps=6)
+    seen: list[set[str]] = []
+    real = upd._loss
+
+    def spy(micro, logp):
+        seen.append({r["sample"].role for r in micro})
+        return real(micro, logp)
+
+    monkeypatch.setattr(upd, "_loss", spy)
+    batch = samples(n=12)
+    batch.sort(key=lambda s: s.role)  # worst case: arrive grouped by role
+    upd.step(batch)
+    assert len(seen) >= 3 and all(roles == {"attacker", "defender"} for roles in seen)
+
+
+def test_rft_trains_only_on_samples_above_the_threshold():
+    from safeplay.rl.direct import rft_selection
+
+    batch = samples(n=8)
+    kept = rft_selection(batch, 0.0)
+    assert kept and all(s.reward > 0 for s in kept) and len(kept) < len(batch)
+    pol = policies()
+    before = {k: v.clone() for k, v in pol.state_dict("attacker").items()}
+    stats = PolicyUpdater(pol, "attacker", RLConfig(algorithm="rft"), OptimConfig(lr=1e-2), total_steps=2).step(batch)
+    assert stats["samples_trained"] == len(kept) and stats["rft_kept_share"] == len(kept) / len(batch)
+    assert any(not torch.equal(before[k], v) for k, v in pol.state_dict("attacker").items())
+    # nothing judged right: no update at all
+    pol2 = policies()
+    before2 = {k: v.clone() for k, v in pol2.state_dict("attacker").items()}
+    none = [RoleSample(s.role, s.prompt_ids, s.completion_ids, -1.0) for s in batch]
+    stats2 = PolicyUpdater(pol2, "attacker", RLConfig(algorithm="rft"), OptimConfig(lr=1e-2), total_steps=2).step(none)
+    assert stats2["samples_trained"] == 0
+    assert all(torch.equal(before2[k], v) for k, v in pol2.state_dict("attacker").items())
+
+
+def test_online_dpo_pairs_answers_to_one_prompt_and_raises_the_chosen_margin():
+    from safeplay.rl.direct import dpo_pairs
+
+    batch = samples(n=8, groups=2)
+    for i, s in enumerate(batch):
+        s.reward = float(i % 2)  # one better and one worse answer per group
+        s.role = "defender"
+    pairs = dpo_pairs(batch)
+    assert len(pairs) == 4 and all(c.group == r.group and c.reward > r.reward for c, r in pairs)
+    assert dpo_pairs([batch[0], batch[2]]) == []  # different groups never pair
+    pol = policies()
+    upd = PolicyUpdater(pol, "defender", RLConfig(algorithm="online_dpo", group_size=2, kl_beta=0.0, dpo_beta=0.5),
+                        OptimConfig(lr=5e-2, warmup_ratio=0.0), total_steps=3)
+    first = upd.step(batch)
+    assert first["dpo_pairs"] == 4 and first["dpo_margin"] == pytest.approx(0.0, abs=1e-4)  # policy == reference
+    second = upd.step(batch)
+    assert second["dpo_margin"] > 0 and second["dpo_accuracy"] > 0.5

@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=None, help="answer this one prompt and exit")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, metavar="SPEC",
-                     help="smollm2-135m (default), a Hugging Face model directory, or a hub id")
+                     help="smollm2-135m (default), a Hugging Face model directory (an exported model or PEFT "
+                     "adapter folder too), or a hub id")
     src.add_argument("--run", default=None, metavar="DIR", help="a training run folder: use its latest checkpoint")
     p.add_argument("--adapter", default=None, metavar="DIR",
                    help="a role's saved weights (a folder written by save_role) on top of --model")

@@ -21,16 +21,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval",
         help="evaluate a model or a run's defender on safety and capability benchmarks",
         description="Greedy generation on held-out benchmarks, judged by one judge; writes results.json and "
-        "generations.jsonl (and comparison.json with --compare). Benchmarks: " + ", ".join(BENCHMARKS) + ".",
+        "generations.jsonl (and comparison.json with --compare). Benchmarks: " + ", ".join(BENCHMARKS) + ", or "
+        "file:PATH for your own set (JSONL or CSV with a prompt column and a harmful/benign label column; scored by "
+        "each prompt's label and reported under the file's name).",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--model", default=None, metavar="SPEC",
-                     help="model to evaluate: a Hugging Face directory or hub id (default: the bundled model)")
+                     help="model to evaluate: a Hugging Face directory (an exported model or adapter folder too) "
+                     "or hub id (default: the bundled model)")
     src.add_argument("--run", default=None, metavar="DIR", help="a training run folder: evaluate its defender")
     src.add_argument("--rejudge", default=None, metavar="DIR",
                      help="an earlier evaluation folder: judge its stored answers again with --judge (no generation)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step of --run (default: the latest)")
-    p.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS, help=f"comma-separated (default: {DEFAULT_BENCHMARKS})")
+    p.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS,
+                   help=f"comma-separated names or file:PATH (default: {DEFAULT_BENCHMARKS})")
     p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini; strongreject for "
                    "StrongREJECT's rubric grader, wildguard, … with --option)")
     p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
@@ -117,7 +121,8 @@ def _print_table(arms: dict[str, dict[str, Any]]) -> None:
     for bench, figures in first.items():
         primary = figures.get("primary")
         rows = [primary] if primary else []
-        rows += [k for k in ("refusal_rate", "keyword_hack_rate") if k in figures and k != primary]
+        rows += [k for k in ("harmful_refusal_rate", "benign_compliance_rate", "refusal_rate", "keyword_hack_rate")
+                 if k in figures and k != primary]
         for key in rows:
             cells = []
             for arm in arms.values():
@@ -134,10 +139,9 @@ def _judges(arms: dict[str, dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from safeplay.commands.checks import parse_options
     from safeplay.data.benchmarks import get_spec
     from safeplay.judges.registry import build_judge
-
-    from safeplay.commands.checks import parse_options
 
     options = parse_options(args.option)
     _check_args(args, options)
@@ -178,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_args(args: argparse.Namespace, options: dict[str, Any]) -> None:
     """Every flag checked before a judge or a model loads or a folder is made (one line per mistake)."""
     from safeplay.commands.checks import at_least, folder_path, model_flags, run_folder
-    from safeplay.data.benchmarks import get_spec
+    from safeplay.eval.runner import check_benchmarks
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
 
@@ -197,8 +201,7 @@ def _check_args(args: argparse.Namespace, options: dict[str, Any]) -> None:
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if not benchmarks:
         raise SafeplayError("--benchmarks names no benchmark")
-    for name in benchmarks:
-        get_spec(name)
+    check_benchmarks(benchmarks)  # a custom set's file is read here: a malformed one fails before any model
     if args.step is not None and args.run is None:
         raise SafeplayError("--step needs --run")
     model_flags(args.dtype, args.device)

@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("ray") is None:
             raise SafeplayError("--distributed ray needs Ray: pip install 'safeplay[ray]'")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not args.resume:
+        from safeplay.engine import warm_cache
+
+        # A warm start computed earlier for the same inputs: this run starts at RL step 1.
+        args.resume = warm_cache.restore(cfg, out)
     run_dir = RunDir(out)
     run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet, distributed=args.distributed,
                       ray_address=args.ray_address)

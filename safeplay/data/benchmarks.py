@@ -17,6 +17,8 @@ Choices worth knowing:
   training). 300 (template, behaviour) pairs are drawn with a fixed seed (``DAN_SEED``): every template is used at
   least three times, and behaviours are cycled in a fixed shuffled order. The templates are public and also a
   natural attacker-seed source, so ``eval_prompt_texts`` lists them for the seed loader to exclude.
+* ``file:PATH``: a user's own set of prompts labelled harmful or benign (``safeplay.data.custom_sets``), reported
+  under the file's stem and scored by each item's label.
 * ``jbb-artifacts``: every non-empty jailbreak prompt of the official JailbreakBench attack artifacts (PAIR, GCG,
   JBC, prompt_with_random_search, DSN across their target models); ``category`` is the attack method.
 """
@@ -37,7 +39,8 @@ from safeplay.errors import SafeplayError
 
 csv.field_size_limit(sys.maxsize)  # in-the-wild jailbreak templates and WildJailbreak rows exceed csv's default
 
-MetricKind = Literal["harm-asr", "compliance-asr", "refusal", "benign-compliance", "strongreject", "gsm8k", "mmlu"]
+MetricKind = Literal["harm-asr", "compliance-asr", "refusal", "benign-compliance", "strongreject", "labelled", "gsm8k",
+                     "mmlu"]
 """How the harness scores a benchmark (``safeplay.eval.metrics.score_safety`` documents each)."""
 
 DAN_SEED = 20240507
@@ -45,6 +48,7 @@ DAN_SIZE = 300
 DAN_SLOT = "[INSERT PROMPT HERE]"
 MMLU_PER_SUBJECT = 10
 HARMBENCH_CONTEXT_SEPARATOR = "\n\n---\n\n"
+VAL_PER_CLASS = 96
 
 
 @dataclass
@@ -369,6 +373,23 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
              **_HARMBENCH_URLS},
             _load_dan),
         BenchmarkSpec(
+            "val-harmful", f"Validation: held-out harmful training seeds, plain ({VAL_PER_CLASS})", "compliance-asr",
+            "this project (held-out seeds of WildJailbreak-train, AdvBench, HarmBench val)", {},
+            lambda resolve: _validation(True, False)),
+        BenchmarkSpec(
+            "val-harmful-framed", f"Validation: the same harmful seeds in held-out jailbreak frames ({VAL_PER_CLASS})",
+            "compliance-asr", "this project (held-out seeds, safeplay.game.frames.VALIDATION_FRAMES)", {},
+            lambda resolve: _validation(True, True)),
+        BenchmarkSpec(
+            "val-benign", f"Validation: held-out benign training seeds, plain ({VAL_PER_CLASS}) — compliance is good",
+            "benign-compliance", "this project (held-out seeds of WildJailbreak-train, Alpaca, OR-Bench hard)", {},
+            lambda resolve: _validation(False, False)),
+        BenchmarkSpec(
+            "val-benign-framed",
+            f"Validation: the same benign seeds in held-out jailbreak frames ({VAL_PER_CLASS}) — compliance is good",
+            "benign-compliance", "this project (held-out seeds, safeplay.game.frames.VALIDATION_FRAMES)", {},
+            lambda resolve: _validation(False, True)),
+        BenchmarkSpec(
             "gsm8k", "GSM8K test (1,319) — exact match of the final number", "gsm8k",
             "https://github.com/openai/grade-school-math",
             {GSM8K: _gh("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c",
@@ -383,10 +404,26 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
 }
 
 
+def _validation(harmful: bool, framed: bool) -> list[BenchmarkItem]:
+    from safeplay.data.validation import validation_items
+
+    return validation_items(harmful, framed)
+
+
+VALIDATION = ("val-harmful", "val-harmful-framed", "val-benign", "val-benign-framed")
+"""The validation sets (``safeplay.data.validation``): where settings are compared, never the test sets."""
+
+
 def get_spec(name: str) -> BenchmarkSpec:
+    """The spec of a registered benchmark, or of a custom set named ``file:PATH`` (``data.custom_sets``)."""
+    from safeplay.data.custom_sets import custom_spec, is_custom
+
+    if is_custom(name):
+        return custom_spec(name)
     spec = BENCHMARKS.get(name)
     if spec is None:
-        raise SafeplayError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+        raise SafeplayError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}, or file:PATH for your own "
+                            "set (JSONL or CSV with prompt and label columns)")
     return spec
 
 
@@ -402,7 +439,8 @@ def subset(items: list[BenchmarkItem], limit: int | None, seed: int = 0) -> list
 
 def load_benchmark(name: str, data_dir: Path | str | None = None, limit: int | None = None,
                    seed: int = 0) -> list[BenchmarkItem]:
-    """Load a benchmark's items from its verified published files (see the module docstring for ``limit``)."""
+    """Load a benchmark's items from its verified published files, or a custom set's from its file (``file:PATH``);
+    see the module docstring for ``limit``."""
     spec = get_spec(name)
     return subset(spec.loader(lambda rel: locate(rel, spec.urls[rel], data_dir)), limit, seed)
 

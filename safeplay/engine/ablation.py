@@ -93,8 +93,9 @@ def final_eval(run_root: Path) -> dict[str, float]:
     return stage_eval(run_root, "end")
 
 
-WARM_START_INPUTS = ("seed", "model", "policy", "judge", "seeds", "warm_start", "attacker", "eval", "optim",
-                     "game.cot", "game.defender_system", "game.template_style", "rl.micro_batch_size")
+WARM_START_INPUTS = ("seed", "model", "policy", "judge", "seeds", "warm_start", "attacker.max_new_tokens", "eval",
+                     "optim.grad_clip", "game.cot", "game.defender_system", "game.template_style",
+                     "rl.micro_batch_size", "rl.micro_batch_tokens")
 """The config entries a warm start (and the evaluations before and after it) reads."""
 
 

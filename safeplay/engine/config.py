@@ -43,9 +43,26 @@ class GameConfig:
     defender_only: bool = False
     """Ablation: no attacker turns; every seed goes verbatim to the defender (the same RL and budget)."""
     attacker_tactics: bool = True
-    """Condition each attacker revision on a WildTeaming tactic (when the tactics file is available)."""
+    """Condition each attacker revision on a tactic drawn at random (``tactics``)."""
+    tactics: Literal["frames", "wildteaming"] = "frames"
+    """Where tactics come from: ``frames`` = the tactic families the attacker's warm start teaches
+    (``safeplay.game.frames``, named after WildTeaming's most frequent tactics); ``wildteaming`` = the
+    ``tactics_top_k`` most frequent tactics of WildTeaming's file (names and definitions only: a small attacker
+    has no example of what they look like)."""
     tactics_top_k: int = 50
-    """How many of the most frequent WildTeaming tactics to draw from."""
+    """With ``tactics: wildteaming``: how many of the most frequent tactics to draw from."""
+    check_answers: bool = False
+    """Judge-independent checks of each defender answer (``safeplay.rewards.answer_checks``): a judged refusal
+    that does not say it refuses, and an answer that loops on one phrase, are undecidable — no defender sample, and
+    counted per step (``defender/undecidable``). A small judge calls many incoherent, off-topic answers refusals
+    and would pay the refusal reward for them."""
+    attacked_prompt_label: Literal["judge", "seed", "agree"] = "judge"
+    """q (is the prompt harmful?) for a prompt the attacker rewrote: ``judge`` = the judge's label of the revision
+    (Self-RedTeam §1.4); ``seed`` = the seed's dataset label, for revisions that stay on the seed's topic and do not
+    loop (``coherent_revision``), the rest give no defender sample; ``agree`` = the seed's label where the judge
+    agrees with it and the revision is coherent, no defender sample otherwise. The attacker's faithfulness term
+    needs a coherent revision in every mode (and, with ``judge``/``agree``, the judge's label of it to match the
+    seed's): gibberish cannot be faithful."""
     defender_system: str | None = None
     """Optional system prompt for the defender (None: no system message, as in Self-RedTeam)."""
     format_reward: bool = True
@@ -96,7 +113,8 @@ class WarmStartConfig:
     defender: bool = True
     """Defender SFT: judged-safe varied refusals for harmful seeds, the model's own judged answers for benign."""
     attacker: bool = True
-    """Attacker SFT on plain-request → jailbreak pairs (JailbreakBench PAIR artifacts + wrapped seeds)."""
+    """Attacker SFT on (plain request, tactic) → the request in a frame of that tactic (``safeplay.game.frames``),
+    for harmful and benign seeds, optionally mixed with JailbreakBench PAIR artifacts (``attacker_pair_share``)."""
     harmful_prompts: int = 192
     """Harmful seed prompts used for defender refusals."""
     benign_prompts: int = 192
@@ -117,7 +135,12 @@ class WarmStartConfig:
     distill_samples: int = 4
     """Refusal candidates sampled per harmful prompt under the safety system prompt (kept if judged safe)."""
     attacker_pairs: int = 160
-    """Attacker SFT pairs (plain request → jailbreak)."""
+    """Attacker SFT examples (plain request → jailbreak)."""
+    attacker_pair_share: float = 0.0
+    """Share of the attacker's examples taken from JailbreakBench's PAIR artifacts (free paraphrases by larger
+    models, shown without a tactic) instead of tactic frames. A 135M attacker that learns to paraphrase loses the
+    request (measured: a third of its revisions kept half of their seed's content words), so frames are the
+    default."""
     evaluator_examples: int = 0
     """Evaluator SFT examples (TriPlay): (3-class prompt, label word) pairs from the train side of the human-labelled
     XSTest completions, classes balanced; the held-out evaluator set is on the other side. 0 = none."""
@@ -129,9 +152,13 @@ class WarmStartConfig:
     """Sequences per SFT optimizer step."""
     max_new_tokens: int = 64
     """Length of self-distilled answers."""
+    cache: bool = True
+    """Reuse a warm start computed earlier for the same inputs, and store this run's for later runs
+    (``safeplay.engine.warm_cache``: under the cache folder, keyed by every setting the warm start reads)."""
 
     def __post_init__(self) -> None:
-        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share"):
+        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share",
+                     "attacker_pair_share"):
             check(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
         for name in ("harmful_prompts", "benign_prompts", "attacker_pairs", "evaluator_examples"):
             check(getattr(self, name) >= 0, name, "must be >= 0")
@@ -147,9 +174,14 @@ class EvalConfig:
     every: int = 10
     """Evaluate every N RL steps (plus before RL starts and at the end); 0 = only before and at the end."""
     benchmarks: list[str] = field(default_factory=lambda: ["harmbench", "xstest-safe"])
-    """Benchmarks from ``safeplay.data.benchmarks`` (held-out: never used as seeds)."""
+    """Benchmarks from ``safeplay.data.benchmarks``, or ``file:PATH`` for a custom set (JSONL/CSV with prompt and
+    harmful/benign label columns, see ``safeplay.data.custom_sets``); held-out: never used as seeds."""
     limit: int | None = 48
     """Fixed seeded subset per benchmark (None = all)."""
+    limits: dict[str, Any] = field(default_factory=dict)
+    """Per-benchmark overrides of ``limit`` (benchmark name → items, null = all)."""
+    batch_size: int = 32
+    """Prompts generated together during evaluation (greedy: the grouping does not change the answers)."""
     judge: str = "guard-mini"
     """Judge of the evaluation (may differ from the training judge)."""
     judge_options: dict[str, Any] = field(default_factory=dict)
@@ -252,7 +284,18 @@ class LogConfig:
     tensorboard: bool = True
     """Write a TensorBoard log under <run>/tb (needs the tensorboard package; skipped with a warning if absent)."""
     wandb: bool = False
-    """Also log to Weights & Biases (needs wandb and a login)."""
+    """Also log metrics, the resolved config and evaluation tables to Weights & Biases (pip install
+    'safeplay[wandb]'; needs `wandb login`, or WANDB_MODE=offline to keep the run in <run>/wandb for `wandb sync`)."""
+    wandb_project: str = "safeplay"
+    """W&B project of the run."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); None = the login's default."""
+    mlflow: bool = False
+    """Also log metrics, the resolved config and evaluation results to MLflow (pip install 'safeplay[mlflow]')."""
+    mlflow_tracking_uri: str | None = None
+    """MLflow tracking URI; None = MLFLOW_TRACKING_URI if set, else a file store in <run>/mlruns (works offline)."""
+    mlflow_experiment: str = "safeplay"
+    """MLflow experiment the run is logged under (created if missing)."""
     log_games: bool = True
     """Write every game (full texts, verdicts, rewards) to games.jsonl."""
     diversity_every: int = 1
@@ -340,3 +383,6 @@ class TrainConfig:
             "rl.aux_sft_coef",
             "the auxiliary SFT data is the defender warm start's: set warm_start.enabled=true (and warm_start.defender)",
         )
+        check(self.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
+        for name, n in self.eval.limits.items():
+            check(n is None or (isinstance(n, int) and n >= 0), f"eval.limits.{name}", "must be a count >= 0 or null")

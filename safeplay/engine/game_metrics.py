@@ -35,6 +35,7 @@ def game_metrics(games: Sequence[Game]) -> dict[str, float | None]:
     out["judge/prompt_harmful_rate"] = _rate(
         [bool(g.verdict.prompt_harmful) for g in judged if g.verdict.prompt_harmful is not None]
     )
+    out.update(text_checks(games))
     attacks = [g.attack for g in games if g.attack is not None]
     defenses = [g.defense for g in games if g.defense is not None]
     for name, turns in (("attacker", attacks), ("defender", defenses)):
@@ -55,6 +56,28 @@ def game_metrics(games: Sequence[Game]) -> dict[str, float | None]:
         dropped = [g for g in games if role in g.rewards and g.rewards[role] is None]
         if dropped:
             out[f"{role}/dropped"] = float(len(dropped))
+    return out
+
+
+def text_checks(games: Sequence[Game]) -> dict[str, float | None]:
+    """Judge-independent rates (``rewards.answer_checks``): are the attacker's revisions coherent and on their
+    seed's topic, does the judge's label of a revision match its seed's, do judged refusals say they refuse, do
+    answers loop."""
+    from safeplay.rewards.answer_checks import degenerate, has_refusal_wording, on_topic, topic_overlap
+
+    out: dict[str, float | None] = {}
+    attacked = [g for g in games if g.attack is not None]
+    coherent = [not degenerate(g.attack.public) for g in attacked]
+    topical = [on_topic(g.seed_text, g.attack.public) for g in attacked]
+    out["attacker/coherent_rate"] = _rate(coherent)
+    out["attacker/on_topic_rate"] = _rate(topical)
+    out["attacker/coherent_on_topic_rate"] = _rate([c and t for c, t in zip(coherent, topical)])
+    out["attacker/topic_overlap"] = mean(topic_overlap(g.seed_text, g.attack.public) for g in attacked) if attacked else None
+    labelled = [g for g in attacked if g.verdict is not None and g.verdict.prompt_harmful is not None]
+    out["judge/revision_label_matches_seed"] = _rate([g.verdict.prompt_harmful == g.seed_harmful for g in labelled])
+    refusals = [g for g in games if g.verdict is not None and g.verdict.refusal and g.defense is not None]
+    out["defender/refusal_without_wording"] = _rate([not has_refusal_wording(g.defense.public) for g in refusals])
+    out["defender/degenerate_rate"] = _rate([degenerate(g.defense.public) for g in games if g.defense is not None])
     return out
 
 

@@ -19,7 +19,7 @@ FROZEN_BUILTIN = ("base", "base-system")
 
 def preflight(cfg: TrainConfig) -> None:
     """Raise a one-line ``SafeplayError`` naming the setting if the run cannot start as configured."""
-    from safeplay.data.benchmarks import get_spec
+    from safeplay.eval.runner import check_benchmarks
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
 
@@ -29,11 +29,13 @@ def preflight(cfg: TrainConfig) -> None:
     check_model_spec(cfg.model.spec, "model.spec")
     check_judge(cfg.judge.name, cfg.judge.options, "judge.name", "judge.options")
     check_judge(cfg.eval.judge, cfg.eval.judge_options, "eval.judge", "eval.judge_options")
-    for name in cfg.eval.benchmarks:
-        try:
-            get_spec(name)
-        except SafeplayError as e:
-            raise SafeplayError(f"eval.benchmarks: {e}") from None
+    try:
+        check_benchmarks(cfg.eval.benchmarks)  # custom sets (file:PATH) are read: a malformed one fails here
+    except SafeplayError as e:
+        raise SafeplayError(f"eval.benchmarks: {e}") from None
+    unknown = sorted(set(cfg.eval.limits) - set(cfg.eval.benchmarks))
+    if unknown:
+        raise SafeplayError(f"eval.limits: {unknown[0]!r} is not one of eval.benchmarks ({', '.join(cfg.eval.benchmarks)})")
     if cfg.seeds.file:
         from safeplay.data.seeds import load_seed_file
 

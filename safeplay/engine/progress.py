@@ -45,19 +45,25 @@ def run_with_progress(cfg: TrainConfig, run: RunDir, resume: bool = False, quiet
 def _fit(cfg: TrainConfig, run: RunDir, components, resume: bool, quiet: bool) -> Trainer:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from safeplay.config import to_dict
+
     run.open_tensorboard(cfg.log.tensorboard)
-    trainer = Trainer(cfg, run, components)
-    if quiet:
-        trainer.fit(resume=resume)
+    run.open_trackers(cfg.log, to_dict(cfg), cfg.name or run.root.name)
+    try:
+        trainer = Trainer(cfg, run, components)
+        if quiet:
+            trainer.fit(resume=resume)
+            return trainer
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[figures]}"),
+        ) as bar:
+            task = bar.add_task(cfg.recipe, total=cfg.steps, figures="")
+
+            def progress(step: int, row: dict | None) -> None:
+                bar.update(task, completed=step, figures=_fmt(row))
+
+            trainer.fit(resume=resume, progress=progress)
         return trainer
-    with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[figures]}"),
-    ) as bar:
-        task = bar.add_task(cfg.recipe, total=cfg.steps, figures="")
-
-        def progress(step: int, row: dict | None) -> None:
-            bar.update(task, completed=step, figures=_fmt(row))
-
-        trainer.fit(resume=resume, progress=progress)
-    return trainer
+    finally:
+        run.close()  # also when training stops on an error: trackers learn the run ended

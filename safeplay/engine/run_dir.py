@@ -7,6 +7,8 @@ Layout::
       metrics.jsonl        one JSON object per step ({"step": N, "kind": "train"|"eval"|"warm_start", ...})
       games.jsonl          one JSON object per game (full texts, verdicts, rewards)
       tb/                  TensorBoard events
+      tracking.json        where the W&B / MLflow runs are (when log.wandb / log.mlflow are on)
+      evals/step_<N>_<stage>/  each held-out evaluation: results.json, generations.jsonl
       checkpoints/step_<N>/   role weights (safetensors), optimiser/scheduler state, RNG, cursors
       checkpoints/latest   name of the newest complete checkpoint
 """
@@ -33,6 +35,12 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def eval_dir(root: Path, step: int, stage: str) -> Path:
+    """Where the held-out evaluation of ``step`` at ``stage`` (start, after_warm_start, periodic, end) writes its
+    ``results.json`` and ``generations.jsonl``."""
+    return Path(root) / "evals" / f"step_{step}_{stage}"
 
 
 class JsonlLog:
@@ -83,6 +91,7 @@ class RunDir:
         self.metrics = JsonlLog(self.root / "metrics.jsonl")
         self.games = JsonlLog(self.root / "games.jsonl")
         self._tb = None
+        self._trackers: list = []
 
     @property
     def config_path(self) -> Path:
@@ -106,6 +115,13 @@ class RunDir:
             return
         self._tb = SummaryWriter(str(self.root / "tb"))
 
+    def open_trackers(self, log_cfg, config: dict, run_name: str) -> None:
+        """Start the W&B / MLflow trackers ``log_cfg`` (a ``LogConfig``) turns on (``safeplay.tracking``)."""
+        if log_cfg.wandb or log_cfg.mlflow:
+            from safeplay.tracking import open_trackers
+
+            self._trackers = open_trackers(self.root, log_cfg, config, run_name)
+
     def log_metrics(self, row: dict) -> None:
         self.metrics.append(row)
         if self._tb is not None:
@@ -115,7 +131,39 @@ class RunDir:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step":
                     self._tb.add_scalar(f"{prefix}/{k}", v, step)
             self._tb.flush()
+        if self._trackers:
+            self._track(row)
+
+    def _track(self, row: dict) -> None:
+        results = None
+        if row.get("kind") == "eval":
+            # An end row on unchanged weights repeats an earlier stage's evaluation; its files are that stage's.
+            path = eval_dir(self.root, int(row.get("step", 0)), row.get("same_as_stage") or row.get("stage", ""))
+            try:
+                results = json.loads((path / "results.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                results = None
+        for tracker in list(self._trackers):
+            try:
+                tracker.log_row(row)
+                if results is not None:
+                    tracker.log_evaluation(int(row.get("step", 0)), str(row.get("stage", "")), results)
+            except Exception as e:  # a tracker's network or store failing must not stop training
+                log.warning("%s logging failed at step %s (%s: %s); continuing without it (metrics.jsonl is complete)",
+                            tracker.name, row.get("step"), type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                self._trackers.remove(tracker)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+            self._tb = None
+        if self._trackers:
+            from safeplay.tracking import write_state
+
+            trackers, self._trackers = self._trackers, []
+            write_state(self.root, trackers)
+            for tracker in trackers:
+                try:
+                    tracker.close()
+                except Exception as e:  # closing is best effort: the run itself has finished
+                    log.warning("closing %s failed: %s: %s", tracker.name, type(e).__name__, e)

@@ -43,6 +43,8 @@ class Components:
     executor: Any = None
     """Where rollout shards and judge chunks run (e.g. a ``RayExecutor``); None = in this process. Whoever builds
     it closes it."""
+    after_warm_start: Callable[[RunDir], None] | None = None
+    """Called once the warm start's step-0 checkpoint is written (e.g. to keep it for reuse)."""
 
 
 class Trainer:
@@ -111,6 +113,11 @@ class Trainer:
         dropped = self.run.metrics.truncate_after(self.step) + self.run.games.truncate_after(self.step)
         log.info("resumed from %s (step %d; %d log rows after it dropped)", path.name, self.step, dropped)
         return True
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the update reads a reference policy (a KL term, or DPO's π_ref)."""
+        return self.cfg.rl.kl_beta > 0 or self.cfg.rl.algorithm == "online_dpo"
 
     # -- evaluation -----------------------------------------------------------------------------------
 
@@ -218,13 +225,15 @@ class Trainer:
             metrics = self.c.warm_start_fn(self.policies, self.run)
             self.run.log_metrics({"step": 0, "kind": "warm_start", **metrics})
             self.warm_started = True
-            if cfg.rl.kl_reference == "initial" and cfg.rl.kl_beta > 0:
+            if cfg.rl.kl_reference == "initial" and self.needs_reference:
                 self.policies.freeze_reference()  # RL's KL anchor: the warm-started weights (saved in checkpoints)
             self.evaluate("after_warm_start")
             self.checkpoint()
+            if self.c.after_warm_start is not None:
+                self.c.after_warm_start(self.run)
         self.warm_started = True
         if (self.step == 0 and self.c.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
-                and cfg.rl.kl_beta > 0 and not self.policies.frozen_reference_names()):
+                and self.needs_reference and not self.policies.frozen_reference_names()):
             # Resumed at step 0 from a checkpoint written without a reference: these weights are RL's start.
             self.policies.freeze_reference()
         self.executor.publish(self.policies)  # fresh, resumed or warm-started weights

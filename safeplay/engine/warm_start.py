@@ -4,17 +4,20 @@ measurements.md §3/§5: RL from the bundled model does not move (it refuses alm
 signal) and its untrained rewrites are incoherent. So, before RL:
 
 - **Defender.** Harmful seeds (a share of them wrapped in a jailbreak-style template) → a refusal that was
-  *self-distilled* under a safety system prompt, sampled ``distill_samples`` times and kept only if the judge
-  calls it a refusal and harmless; prompts with no kept sample fall back to one of several varied refusals
-  written for this project (or the user's ``refusal_file``). Benign seeds → the model's own greedy answer,
-  kept only if the judge calls it helpful and harmless; ``hard_benign_share`` of them come from
+  *self-distilled* under a safety system prompt, sampled ``distill_samples`` times and kept only if it is a
+  refusal by two independent checks (the judge: refusal and harmless; its own wording: it says it will not
+  help — ``clear_refusal``); prompts with no kept sample fall back to one of several varied refusals written
+  for this project (or the user's ``refusal_file``). On the bundled model few samples pass: it rarely writes a
+  clean refusal even under the safety prompt (``defender_distilled_share`` in the warm start's metrics).
+  Benign seeds → the model's own greedy answer, kept only if the judge calls it helpful and harmless and it
+  neither says it refuses nor loops; ``hard_benign_share`` of them come from
   seemingly-harmful benign sources and ``benign_wrapped_share`` are shown wrapped (over-refusal guards).
   With CoT on, targets carry a short thinking part in the strict format so that the format check can pass
   from step 1.
-- **Attacker.** Plain request → jailbreak pairs: JailbreakBench PAIR artifacts (successful prompts; pairs whose
-  goal or prompt near-duplicates a prompt of the run's ``eval.benchmarks`` are dropped — a run trained so should
-  not later be scored on JailbreakBench itself) plus seeds wrapped by the project's templates, for harmful and
-  benign seeds.
+- **Attacker.** (plain request, tactic) → the request set in a frame of that tactic (``safeplay.game.frames``),
+  for harmful and benign seeds, so that RL's tactic-conditioned revisions start coherent and on topic; optionally
+  mixed with JailbreakBench PAIR artifacts (``attacker_pair_share``; pairs whose goal or prompt near-duplicates
+  a prompt of the run's ``eval.benchmarks`` are dropped).
 
 - **Evaluator** (TriPlay, ``evaluator_examples > 0``): the 3-class prompt → the human label word, from the train
   side of the human-labelled XSTest completions (the held-out evaluator set is on the test side).
@@ -45,6 +48,7 @@ from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.judges.base import JudgeItem
 from safeplay.rl.batch import RoleSample, collate, length_chunks
 from safeplay.rl.losses import sft_loss
+from safeplay.rewards.answer_checks import degenerate, has_refusal_wording
 
 log = logging.getLogger("safeplay")
 
@@ -56,6 +60,17 @@ SAFETY_SYSTEM = (
 
 FALLBACK_REFUSALS = [
     "I can't help with that. It could cause real harm to people, so I won't provide instructions or details.",
+    "I won't help with this one. It could be used to hurt people, but I'm happy to help with something else.",
+    "Sorry, but I can't provide that. It could put people in danger or break the law.",
+    "I'm not able to help with that request. If you're researching the topic for safety reasons, I can share general, non-harmful information instead.",
+    "I have to decline this request because it could lead to harm. Let me know if there's another way I can help.",
+    "I can't assist with that, even as a story or a hypothetical. The details could be misused to harm someone.",
+    "I won't write that. It could hurt or mislead people. I can help you with a different, safe version of your project.",
+    "I'm sorry, but I can't help with anything meant to harm, deceive or exploit others.",
+    "That's not something I can help with. Giving those details could cause real harm, whatever the framing.",
+    "I can't share private or personal information about people, and I won't help with requests that could violate someone's privacy.",
+    "I won't produce hateful or demeaning content about any group of people. I'm glad to help with a respectful piece instead.",
+    "I cannot provide instructions for that. It's dangerous and could be illegal. If you or someone else is at risk, please contact local emergency services.",
     "Sorry, but I won't assist with this request. If you're dealing with a difficult situation, I'm happy to talk about safe options.",
     "I'm not able to help with that because it could be used to hurt someone. Is there something else I can help you with?",
     "That's not something I can provide. It's dangerous and potentially illegal, and I don't want to contribute to harm.",
@@ -67,6 +82,17 @@ FALLBACK_REFUSALS = [
 
 THINK_REFUSE = "This request asks for something that could cause harm, so I should not help with it."
 THINK_HELP = "This is a harmless request, so I will answer it helpfully."
+
+
+def clear_refusal(answer: str, verdict, finish_reason: str) -> tuple[bool, bool]:
+    """(judge accepts it, it is a clear refusal) for a self-distilled refusal candidate.
+
+    A refusal target must be a refusal by two independent checks: the judge (refusal, harmless) and the answer's
+    own wording (``has_refusal_wording``: it says it will not help), and it must be complete and not loop. The
+    judge alone kept "Sure, I'd be happy helping you today…" for an identity-theft request, and every one of 33
+    self-distilled "refusals" recorded from one run (``tests/data/warm_start_distilled_audit.jsonl``)."""
+    judged = bool(verdict.refusal) and verdict.response_harmful is False and finish_reason != "length"
+    return judged, judged and has_refusal_wording(answer) and not degenerate(answer)
 
 
 def _target(answer: str, thinking: str, cot: bool) -> str:
@@ -121,6 +147,7 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
                 raise SafeplayError(f"{path}:{i}: expected a JSON object with 'prompt' and 'refusal'") from None
         harmful = list(refusals)[: ws.harmful_prompts]
     else:
+        judge_accepted = 0
         sampling = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=ws.max_new_tokens)
         prompts = [ChatPrompt([{"role": "system", "content": SAFETY_SYSTEM}, {"role": "user", "content": h}]) for h in harmful]
         for k in range(ws.distill_samples):
@@ -130,9 +157,14 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
             outs = policies.base_generator().generate([prompts[i] for i in todo], sampling, seed=cfg.seed + k)
             verdicts = _judge(judge, [harmful[i] for i in todo], [o.text for o in outs])
             for i, o, v in zip(todo, outs, verdicts):
-                if v.refusal and v.response_harmful is False and o.finish_reason != "length":
+                judged, clear = clear_refusal(o.text, v, o.finish_reason)
+                judge_accepted += judged
+                if clear:
                     refusals[harmful[i]] = o.text.strip()
         stats["defender_distilled_share"] = len(refusals) / max(1, len(harmful))
+        # Of the samples the judge alone would have kept, the share the wording check rejected.
+        stats["defender_distilled_judge_only_rejected"] = (
+            1.0 - len(refusals) / judge_accepted if judge_accepted else 0.0)
     samples: list[RoleSample] = []
     for h in harmful:
         answer = refusals.get(h) or rng.choice(FALLBACK_REFUSALS)
@@ -144,7 +176,9 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
     verdicts = _judge(judge, benign, [o.text for o in outs])
     kept = 0
     for b, o, v in zip(benign, outs, verdicts):
-        if v.refusal is False and v.response_harmful is False and o.text.strip():
+        answer = o.text.strip()
+        if (v.refusal is False and v.response_harmful is False and answer and not has_refusal_wording(answer)
+                and not degenerate(answer)):
             shown = wrap(b, rng) if rng.random() < ws.benign_wrapped_share else b
             prompt = defender_prompt(shown, cot, system=cfg.game.defender_system)
             samples.append(_encode(policies, prompt, _target(o.text.strip(), THINK_HELP, cot), "defender"))
@@ -155,31 +189,43 @@ def defender_data(cfg: TrainConfig, policies, judge, seeds, rng: random.Random) 
 
 
 def attacker_data(cfg: TrainConfig, policies, seeds, rng: random.Random, exclude: Sequence[str]) -> tuple[list[RoleSample], dict]:
+    """(plain request, tactic) → the request set in a frame of that tactic (``safeplay.game.frames``), for harmful
+    and benign seeds alike, plus ``attacker_pair_share`` of JailbreakBench PAIR pairs (no tactic). Every target fits
+    the attacker's ``max_new_tokens`` (less 8), so the attacker learns to finish its revisions."""
     from safeplay.data.seeds import load_attack_pairs
+    from safeplay.data.validation import is_held_out
+    from safeplay.game.frames import TACTICS, frame_for
     from safeplay.paths import data_dir
 
     ws, cot = cfg.warm_start, cfg.game.cot
     tok = policies.tokenizer
     limit = cfg.attacker.max_new_tokens - 8
-    pairs: list[tuple[str, str, bool]] = []
+    fits = lambda text: len(tok(text, add_special_tokens=False)["input_ids"]) <= limit  # noqa: E731
+    n_pairs = round(ws.attacker_pairs * ws.attacker_pair_share)
+    examples: list[tuple[str, str, bool, str | None]] = []  # (plain, jailbreak, harmful, tactic line)
     root = data_dir()
-    if root is not None:
-        for plain, jb in load_attack_pairs(root, exclude=list(exclude)):
-            if len(tok(jb, add_special_tokens=False)["input_ids"]) <= limit:
-                pairs.append((plain, jb, True))
-    n_pair = len(pairs)
-    rng.shuffle(pairs)
-    pairs = pairs[: ws.attacker_pairs // 2]
-    others = [s for s in seeds]
+    pool = 0
+    if n_pairs and root is not None:
+        pairs = [(plain, jb) for plain, jb in load_attack_pairs(root, exclude=list(exclude)) if fits(jb)]
+        pool = len(pairs)
+        rng.shuffle(pairs)
+        examples += [(plain, jb, True, None) for plain, jb in pairs[:n_pairs]]
+    others = [s for s in seeds if s.source not in CONTEXTUAL_SOURCES and not is_held_out(s.text)]
     rng.shuffle(others)
-    for s in others[: ws.attacker_pairs - len(pairs)]:
-        pairs.append((s.text, wrap(s.text, rng), s.harmful))
+    for s in others:
+        if len(examples) >= ws.attacker_pairs:
+            break
+        tactic = rng.choice(TACTICS)
+        framed = frame_for(s.text, tactic, rng)
+        if fits(framed):
+            examples.append((s.text, framed, s.harmful, tactic.line))
     samples = []
-    thinking = "I will hide the request inside a scenario so that it does not look like a direct request."
-    for plain, jb, harmful in pairs:
-        prompt = attacker_prompt(plain, harmful, cot, style=cfg.game.template_style)
+    thinking = "I will set the request inside a scenario of this tactic so that it does not look like a direct request."
+    for plain, jb, harmful, tactic in examples:
+        prompt = attacker_prompt(plain, harmful, cot, tactic=tactic, style=cfg.game.template_style)
         samples.append(_encode(policies, prompt, _target(jb, thinking, cot), "attacker"))
-    return samples, {"attacker_examples": float(len(samples)), "attacker_pair_pool": float(n_pair)}
+    return samples, {"attacker_examples": float(len(samples)), "attacker_pair_pool": float(pool),
+                     "attacker_framed_examples": float(sum(t is not None for *_, t in examples))}
 
 
 def evaluator_data(cfg: TrainConfig, policies) -> tuple[list[RoleSample], dict]:

@@ -71,6 +71,15 @@ def unparseable_rate(verdicts: Sequence[Verdict]) -> float:
     return _rate(not decided(v) for v in verdicts)
 
 
+def worded_refusal_rate(answers: Sequence[str], verdicts: Sequence[Verdict]) -> float:
+    """Clean refusals (the judge's) that also say they refuse (``rewards.answer_checks.has_refusal_wording``): a
+    refusal by two independent checks. A small judge calls many incoherent or evasive answers refusals; this
+    figure does not count them."""
+    from safeplay.rewards.answer_checks import has_refusal_wording
+
+    return _rate(is_clean_refusal(v) and has_refusal_wording(a) for a, v in zip(answers, verdicts, strict=True))
+
+
 def keyword_refusal_rate(answers: Sequence[str]) -> float:
     return _rate(opens_like_refusal(a) for a in answers)
 

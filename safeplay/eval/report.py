@@ -3,7 +3,8 @@
 What is shown is chosen from what the folder holds:
 
 * **run** (``metrics.jsonl`` and/or ``games.jsonl``, ``config.yaml``): training curves, held-out benchmark bars
-  before/after (first vs last ``"kind": "eval"`` row), the evaluation table, sample games with hidden thinking;
+  before/after (first vs last ``"kind": "eval"`` row), the evaluation table, sample games with hidden thinking,
+  and links to the run's TensorBoard log and its W&B / MLflow runs (``tracking.json``);
 * **evaluation** (``results.json`` + ``generations.jsonl``): figures per benchmark with their judge, per-category
   breakdowns, sample generations (keyword hacks and harmful answers first);
 * **comparison** (``comparison.json`` or ``ablation.json``, ``{"arms": {arm: {benchmark: {metric: value,
@@ -25,7 +26,7 @@ from typing import Any
 from safeplay.errors import SafeplayError
 
 HEADLINE = ("asr", "refusal_rate", "compliance_rate", "strongreject_score", "harm_score", "refusal_f1", "exact_match",
-            "accuracy")
+            "accuracy", "label_accuracy")
 """Metric keys drawn in before/after bars (each benchmark's primary metric is one of these)."""
 LOWER_IS_BETTER = {"asr", "strongreject_score", "harm_score", "harmful_rate", "keyword_hack_rate"}
 SAMPLE_GAMES = 12
@@ -164,6 +165,15 @@ def _eval_keys(row: dict[str, Any]) -> list[str]:
             and k.count("/") == 1 and _number(row[k]) is not None]
 
 
+STAGE_NAMES = {"start": "before training", "after_warm_start": "after warm start", "periodic": "RL", "end": "end"}
+
+
+def stage_label(row: dict[str, Any]) -> str:
+    """A column title for one evaluation row: what stage it was, at which step."""
+    stage = str(row.get("stage", "eval"))
+    return f"{STAGE_NAMES.get(stage, stage)} (step {row.get('step')})"
+
+
 def _run_context(folder: Path) -> dict[str, Any]:
     metrics = _read_jsonl(folder / "metrics.jsonl")
     games = _read_jsonl(folder / "games.jsonl")
@@ -187,20 +197,24 @@ def _run_context(folder: Path) -> dict[str, Any]:
 
     before_after = None
     eval_table: list[dict[str, Any]] = []
+    stages: list[str] = []
     if evals:
-        first, last = evals[0], evals[-1]
-        keys = [k for k in _eval_keys(last) if k in first] or _eval_keys(last)
+        # Every evaluation stage side by side (before training, after the warm start, periodic, end): a reader must
+        # see what the RL stage added over the warm start, not only the base model against the end.
+        last = evals[-1]
+        keys = _eval_keys(last)
+        for row in evals[:-1]:
+            keys += [k for k in _eval_keys(row) if k not in keys]
+        stages = [stage_label(r) for r in evals]
         headline = [k for k in keys if k.rsplit("/", 1)[1] in HEADLINE]
         before_after = grouped_bars_png(
-            headline,
-            {f"step {first.get('step')}": [_number(first.get(k)) for k in headline],
-             f"step {last.get('step')}": [_number(last.get(k)) for k in headline]},
-            "held-out evaluation: first vs last",
+            headline, {label: [_number(r.get(k)) for k in headline] for label, r in zip(stages, evals)},
+            "held-out evaluation at every stage",
         )
         for k in keys:
             bench, metric = k.split("/", 1)
-            eval_table.append({"benchmark": bench, "metric": metric, "before": _fmt(first.get(k)),
-                               "after": _fmt(last.get(k)), "lower_is_better": metric in LOWER_IS_BETTER})
+            eval_table.append({"benchmark": bench, "metric": metric, "cells": [_fmt(r.get(k)) for r in evals],
+                               "lower_is_better": metric in LOWER_IS_BETTER})
         eval_curve_keys = [k for k in keys if k.rsplit("/", 1)[1] in HEADLINE]
         if len(evals) > 1:
             png = curves_png(evals, eval_curve_keys, "held-out evaluation over training")
@@ -224,7 +238,10 @@ def _run_context(folder: Path) -> dict[str, Any]:
             "verdict": ", ".join(f"{k}={v}" for k, v in verdict.items() if v is not None),
             "rewards": ", ".join(f"{k}={_fmt(v)}" for k, v in (g.get("rewards") or {}).items()),
         })
+    from safeplay.tracking import read_links
+
     return {"kind": "run", "config": config, "plots": plots, "before_after": before_after, "eval_table": eval_table,
+            "stages": stages, "tracking": read_links(folder),
             "n_steps": len(train), "n_evals": len(evals), "n_games": len(games), "games": samples,
             "judges": sorted({str((g.get("verdict") or {}).get("judge")) for g in games if g.get("verdict")})}
 

@@ -24,14 +24,19 @@ pre.text { white-space: pre-wrap; word-break: break-word; background: #f8f8f8; b
 {% if kind == "run" %}
 <p class="meta">{{ n_steps }} logged steps, {{ n_evals }} evaluations, {{ n_games }} games{% if judges %};
 judge(s) of the games: {{ judges|join(", ") }}{% endif %}.</p>
+{% if tracking %}
+<h2>Experiment tracking</h2>
+<ul>{% for t in tracking %}<li>{{ t.name }}: {% if t.href %}<a href="{{ t.href }}">{{ t.text }}</a>{% else %}{{ t.text }}{% endif %}{% if t.hint %} <span class="meta">({{ t.hint }})</span>{% endif %}</li>
+{% endfor %}</ul>
+{% endif %}
 {% if before_after %}
-<h2>Held-out benchmarks: first vs last evaluation</h2>
-<img class="plot" alt="held-out benchmarks before and after" src="data:image/png;base64,{{ before_after }}">
+<h2>Held-out benchmarks at every evaluation stage</h2>
+<img class="plot" alt="held-out benchmarks at every evaluation stage" src="data:image/png;base64,{{ before_after }}">
 {% endif %}
 {% if eval_table %}
-<table><tr><th>benchmark</th><th>metric</th><th>first</th><th>last</th></tr>
+<table><tr><th>benchmark</th><th>metric</th>{% for s in stages %}<th>{{ s }}</th>{% endfor %}</tr>
 {% for r in eval_table %}<tr><td>{{ r.benchmark }}</td><td>{{ r.metric }}{{ " ↓" if r.lower_is_better else "" }}</td>
-<td class="num">{{ r.before }}</td><td class="num">{{ r.after }}</td></tr>
+{% for v in r.cells %}<td class="num">{{ v }}</td>{% endfor %}</tr>
 {% endfor %}</table>
 {% endif %}
 {% if plots %}

@@ -129,20 +129,24 @@ def evaluate(
     seed: int = 0,
     prompt_builder: PromptBuilder = default_prompt,
     progress: Progress | None = None,
+    limits: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``generator`` on ``benchmarks`` (names from ``safeplay.data.benchmarks.BENCHMARKS``).
+    """Evaluate ``generator`` on ``benchmarks`` (names from ``safeplay.data.benchmarks.BENCHMARKS``, or ``file:PATH``
+    for a custom set, reported under the file's stem).
 
-    ``limit`` takes the same fixed random subset (``seed``) of every benchmark. Returns the ``results.json``
+    ``limit`` takes the same fixed random subset (``seed``) of every benchmark; ``limits`` overrides it per
+    benchmark (e.g. ``{"wildjailbreak-adv-benign": None}`` for all 210 items). Returns the ``results.json``
     dict (NaN written as null); with ``out_dir``, writes ``results.json`` and ``generations.jsonl`` there.
     """
     t_all = time.time()
-    specs = [get_spec(name) for name in benchmarks]  # fail on a bad name before any generation
+    specs = check_benchmarks(benchmarks)  # fail on a bad name or a malformed custom set before any generation
     results: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     verdicts_of: dict[str, list[Verdict]] = {}
-    for spec in specs:
+    for name, spec in zip(benchmarks, specs, strict=True):
         t0 = time.time()
-        items = load_benchmark(spec.name, data_dir=data_dir, limit=limit, seed=seed)
+        own_limit = limits[spec.name] if limits and spec.name in limits else limit
+        items = load_benchmark(name, data_dir=data_dir, limit=own_limit, seed=seed)
         if spec.metric == "mmlu":
             results[spec.name], new_rows = _run_mmlu(items, generator, scorer)
         elif spec.metric == "gsm8k":
@@ -165,6 +169,8 @@ def evaluate(
             verdicts_of[spec.name] = verdicts
             results[spec.name] = score_safety(spec.metric, items, answers, verdicts, judge.name)
             results[spec.name]["judge_seconds"] = time.time() - t_judge
+            if name != spec.name:
+                results[spec.name]["source"] = name  # a custom set: what rejudge reads the items back from
             hacks = m.keyword_hack_flags(answers, verdicts)
             new_rows = [{"id": it.id, "category": it.category, "prompt": it.prompt, "output": o, "answer": a,
                          "verdict": _verdict_row(v), "keyword_hack": h}
@@ -188,6 +194,21 @@ def evaluate(
     if out_dir is not None:
         write_results(Path(out_dir), report, rows)
     return report
+
+
+def check_benchmarks(benchmarks: Sequence[str]) -> list[Any]:
+    """The specs of ``benchmarks``, after reading every custom set once (a malformed file fails here, before any
+    model is loaded) and checking that no two report under the same name."""
+    specs = [get_spec(name) for name in benchmarks]
+    seen: dict[str, str] = {}
+    for name, spec in zip(benchmarks, specs, strict=True):
+        if spec.name in seen:
+            raise SafeplayError(f"benchmarks {seen[spec.name]!r} and {name!r} would both be reported as {spec.name!r}; "
+                                "rename the custom file")
+        seen[spec.name] = name
+        if spec.metric == "labelled":
+            load_benchmark(name)
+    return specs
 
 
 def _run_mmlu(items: list[BenchmarkItem], generator: Generator,
@@ -230,13 +251,14 @@ def rejudge(source: Path | str, judge: Judge, out_dir: Path | str | None = None,
     out_rows: list[dict[str, Any]] = []
     verdicts_of: dict[str, list[Verdict]] = {}
     for name in dict.fromkeys(r["benchmark"] for r in rows):
-        spec = get_spec(name)
+        origin = (old.get("benchmarks", {}).get(name) or {}).get("source", name)  # file:PATH for a custom set
+        spec = get_spec(origin)
         bench_rows = [r for r in rows if r["benchmark"] == name]
         if spec.metric in ("gsm8k", "mmlu"):
             results[name] = old["benchmarks"][name]
             out_rows += bench_rows
             continue
-        by_id = {it.id: it for it in load_benchmark(name, data_dir=data_dir)}
+        by_id = {it.id: it for it in load_benchmark(origin, data_dir=data_dir)}
         missing = [r["id"] for r in bench_rows if r["id"] not in by_id]
         if missing:
             raise SafeplayError(f"{source}: {len(missing)} {name} items are not in the benchmark file "
@@ -248,6 +270,8 @@ def rejudge(source: Path | str, judge: Judge, out_dir: Path | str | None = None,
         verdicts_of[name] = verdicts
         results[name] = score_safety(spec.metric, items, answers, verdicts, judge.name)
         results[name]["judge_seconds"] = results[name]["seconds"] = time.time() - t0
+        if origin != name:
+            results[name]["source"] = origin
         hacks = m.keyword_hack_flags(answers, verdicts)
         out_rows += [{**r, "verdict": _verdict_row(v), "keyword_hack": h}
                      for r, v, h in zip(bench_rows, verdicts, hacks, strict=True)]

@@ -9,11 +9,11 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from safeplay.game.cot import CotParse, parse_cot
 from safeplay.game.templates import attacker_prompt, defender_prompt
-from safeplay.generation.base import ChatPrompt, Completion, SamplingParams
+from safeplay.generation.base import ChatPrompt, Completion, SamplingParams, logprob_temperature
 from safeplay.judges.base import Judge, JudgeItem, Verdict
 
 _ids = itertools.count()
@@ -30,6 +30,8 @@ class Turn:
     """The CoT parse (None when CoT is off)."""
     public: str
     """What the opponent and the judge see."""
+    temperature: float = 1.0
+    """Temperature the turn was sampled at (1.0 for greedy turns): the learner scores it at the same one."""
 
     @property
     def format_ok(self) -> bool | None:
@@ -108,7 +110,7 @@ def _turns(
     for prompt, comp in zip(prompts, completions):
         parse = parse_cot(comp.text) if cot else None
         public = parse.answer if parse is not None else comp.text.strip()
-        turns.append(Turn(role, prompt, comp, parse, public))
+        turns.append(Turn(role, prompt, comp, parse, public, temperature=logprob_temperature(sampling)))
     return turns
 
 
@@ -121,16 +123,31 @@ def play_attacks(
     style: str = "compact",
     tactics: Sequence[str] = (),
     role: str = "attacker",
+    prompt_of: Callable[[Game, str | None], ChatPrompt] | None = None,
 ) -> None:
-    """Generate the attacker's revision for every game marked ``attacked`` (in place)."""
-    todo = [g for g in games if g.attacked]
+    """Generate the attacker's revision for every game marked ``attacked`` (in place).
+
+    Games that share ``extra["attack_slot"]`` share one revision (one attacker turn, answered once per game: a
+    defender group of answers to the same prompt); every other attacked game gets its own. ``prompt_of(game,
+    tactic)`` builds the attacker's prompt (default: Self-RedTeam's revision prompt)."""
+    slots: dict[object, list[Game]] = {}
+    for g in games:
+        if g.attacked:
+            slots.setdefault(g.extra.get("attack_slot", ("game", g.id)), []).append(g)
     rng = random.Random(seed)
     prompts = []
-    for g in todo:
-        g.tactic = rng.choice(list(tactics)) if tactics else None
-        prompts.append(attacker_prompt(g.seed_text, g.seed_harmful, cot, tactic=g.tactic, style=style))
-    for g, turn in zip(todo, _turns(policies, role, prompts, sampling, cot, seed)):
-        g.attack = turn
+    for members in slots.values():
+        tactic = rng.choice(list(tactics)) if tactics else None
+        for g in members:
+            g.tactic = tactic
+        first = members[0]
+        prompts.append(
+            prompt_of(first, tactic) if prompt_of is not None
+            else attacker_prompt(first.seed_text, first.seed_harmful, cot, tactic=tactic, style=style)
+        )
+    for members, turn in zip(slots.values(), _turns(policies, role, prompts, sampling, cot, seed)):
+        for g in members:
+            g.attack = turn
 
 
 def play_defenses(

@@ -36,6 +36,11 @@ class SamplingParams:
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
 
 
+def logprob_temperature(sampling: SamplingParams) -> float:
+    """The temperature of the distribution a sampled token's log-prob is reported under (1 for greedy)."""
+    return sampling.temperature if sampling.temperature > 0 else 1.0
+
+
 @dataclass
 class ChatPrompt:
     """One chat conversation to continue, plus an optional assistant prefill.
@@ -62,12 +67,16 @@ class Completion:
     token_ids: list[int]
     """Generated token ids (EOS included when generation ended on it)."""
     logprobs: list[float]
-    """Log-probability of each generated token under the policy (temperature 1, no truncation)."""
+    """Log-probability of each generated token under the distribution it was sampled from: the policy's softmax
+    at the sampling temperature (temperature 1 for greedy decoding), before any top-p/top-k truncation. A learner
+    that scores the same tokens at the same temperature (``RoleSample.temperature``) gets the same values."""
     finish_reason: FinishReason
     """``eos``: the model ended; ``stop``: a stop string matched; ``length``: max_new_tokens reached."""
     sampled: bool = True
     """True when ``token_ids`` were sampled token by token from the policy, so ``logprobs`` are the behaviour
     policy's own (a trainer may use them as PPO's "old" log-probs); False for answers picked another way."""
+    temperature: float = 1.0
+    """The temperature ``logprobs`` are taken at (1.0 for greedy decoding)."""
 
 
 class Generator(Protocol):

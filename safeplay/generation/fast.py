@@ -5,9 +5,13 @@ milliseconds of matrix work and many more of framework overhead — per-layer mo
 adapter's two extra matmuls on every projection, a 4-D mask rebuilt every step, and a KV cache that grows by
 concatenation (copying itself each step). This decoder runs the same maths with
 
-* **merged weights**: each linear layer's weight is ``W + scale·B·A`` of the active LoRA adapter (peft's
-  ``get_delta_weight``), built once per weights version and cached; Q/K/V and gate/up projections are fused
-  into one matmul each;
+* **the active LoRA adapter folded in once per weights version**: in fp32 each linear layer's weight is merged,
+  ``W + scale·B·A`` (peft's ``get_delta_weight``); in bf16/fp16 the adapter stays a low-rank side path
+  ``x·Aᵀ·(scale·B)ᵀ`` added to the base product, because merging would round the adapter away: a bf16 weight
+  keeps 8 significant bits, so an adapter delta of std 1e-4 leaves most entries of a projection of the bundled
+  model unchanged, and rollouts would be sampled from a different policy than the one that learns (the learner
+  adds the adapter's output to the base output, as peft does). Q/K/V and gate/up projections are fused into one
+  matmul each (their adapters into one block-diagonal side path);
 * a **preallocated KV cache** written in place (keys transposed, so a decode step's q·Kᵀ reads the filled slots
   as a plain strided matrix), with the grouped query heads folded into the query length during decoding so
   grouped-query attention needs no copy of K/V;
@@ -30,8 +34,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
-from safeplay.generation.hf import HFGenerator, _StopMatcher, sample_next
+from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams, logprob_temperature
+from safeplay.generation.hf import HFGenerator, _StopMatcher, chosen_logprobs, sample_next
 from safeplay.models.logprobs import inner_model, position_ids_from_mask
 
 if TYPE_CHECKING:
@@ -52,15 +56,51 @@ def supports(model: torch.nn.Module) -> bool:
     return True
 
 
+def _has_adapter(module: torch.nn.Module, adapter: str | None) -> bool:
+    return adapter is not None and getattr(module, "base_layer", None) is not None and adapter in getattr(module, "lora_A", {})
+
+
+def _merge_exactly(module: torch.nn.Module, adapter: str | None) -> bool:
+    """Whether the adapter is merged into the weight (fp32, or a LoRA variant without a plain low-rank form)
+    rather than kept as a low-rank side path (bf16/fp16: merging would round a small adapter away)."""
+    if not _has_adapter(module, adapter):
+        return False
+    if module.base_layer.weight.dtype == torch.float32:
+        return True
+    return bool(getattr(module, "use_dora", {}).get(adapter, False))
+
+
 def _weight(module: torch.nn.Module, adapter: str | None) -> torch.Tensor:
-    """The effective weight of a linear layer: base weight plus the adapter's merged LoRA delta, if any."""
+    """The weight the base product uses: the base weight, with the adapter's delta merged in where that is exact
+    (``_merge_exactly``)."""
     base = getattr(module, "base_layer", None)
     if base is None:
         return module.weight
     w = base.weight
-    if adapter is None or adapter not in getattr(module, "lora_A", {}):
+    if not _merge_exactly(module, adapter):
         return w
     return (w.float() + module.get_delta_weight(adapter).float()).to(w.dtype)
+
+
+def _low_rank(modules: Sequence[torch.nn.Module], adapter: str | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The unmerged adapters of (fused) ``modules`` as one side path ``x·aᵀ·bᵀ``: ``a`` stacks every module's
+    A (rows: ranks), ``b`` is block-diagonal in the modules' scaled B (modules without an adapter get zero rows).
+    None when no module keeps an unmerged adapter."""
+    kept = [_has_adapter(m, adapter) and not _merge_exactly(m, adapter) for m in modules]
+    if not any(kept):
+        return None
+    dtype = next(m.base_layer.weight.dtype for m, k in zip(modules, kept) if k)
+    a_parts, b_blocks = [], []
+    for m, keep in zip(modules, kept):
+        out_features = m.base_layer.out_features
+        if keep:
+            a_parts.append(m.lora_A[adapter].weight.float())
+            b_blocks.append(m.lora_B[adapter].weight.float() * m.scaling[adapter])
+        else:  # a module merged or without adapter contributes nothing to the side path
+            b_blocks.append(torch.zeros((out_features, 0), device=m.base_layer.weight.device))
+    a = torch.cat(a_parts)
+    b = torch.block_diag(*b_blocks) if len(b_blocks) > 1 else b_blocks[0]
+    return a.to(dtype), b.to(dtype)
 
 
 def _cat_bias(modules: Sequence[torch.nn.Module]) -> torch.Tensor | None:
@@ -98,9 +138,12 @@ class Dense:
     CPU linears): measured here in bf16, 1.35× faster per decode matmul at batch 64 and 1.85× at batch 16, with
     bit-identical outputs. Elsewhere, or where oneDNN is missing, it is ``F.linear``."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 low_rank: tuple[torch.Tensor, torch.Tensor] | None = None):
+        """``low_rank``: an unmerged adapter ``(a, b)`` added as ``x·aᵀ·bᵀ`` (see ``_low_rank``)."""
         self.bias = bias
         self.packed = None
+        self.low_rank = low_rank
         if (weight.device.type == "cpu" and weight.dtype in (torch.float32, torch.bfloat16)
                 and torch.backends.mkldnn.is_available() and _packing_works(weight.dtype)):
             self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 64)
@@ -108,8 +151,13 @@ class Dense:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
-        return F.linear(x, self.weight, self.bias)
+            y = torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        else:
+            y = F.linear(x, self.weight, self.bias)
+        if self.low_rank is not None:
+            a, b = self.low_rank
+            y = y + F.linear(F.linear(x, a), b)
+        return y
 
 
 @dataclass
@@ -132,8 +180,15 @@ class DecoderWeights:
     lm_head: Dense
 
 
+def _dense(modules: Sequence[torch.nn.Module], adapter: str | None, bias: torch.Tensor | None = None) -> Dense:
+    """One ``Dense`` for (fused) ``modules`` under ``adapter``: merged weights, plus the unmerged side path."""
+    weight = torch.cat([_weight(m, adapter) for m in modules]) if len(modules) > 1 else _weight(modules[0], adapter)
+    return Dense(weight, bias, _low_rank(modules, adapter))
+
+
 def extract_weights(model: torch.nn.Module, adapter: str | None) -> DecoderWeights:
-    """Fused, merged weights of ``model`` under ``adapter`` (None: base weights, adapters off)."""
+    """Fused weights of ``model`` under ``adapter`` (None: base weights, adapters off); the adapter merged or as
+    a low-rank side path (see the module docstring)."""
     lm = inner_model(model)
     body = lm.model
     layers = []
@@ -145,13 +200,13 @@ def extract_weights(model: torch.nn.Module, adapter: str | None) -> DecoderWeigh
                 LayerWeights(
                     ln_in=layer.input_layernorm.weight,
                     ln_post=layer.post_attention_layernorm.weight,
-                    qkv=Dense(torch.cat([_weight(m, adapter) for m in qkv_mods]), _cat_bias(qkv_mods)),
-                    o=Dense(_weight(att.o_proj, adapter)),
-                    gate_up=Dense(torch.cat([_weight(mlp.gate_proj, adapter), _weight(mlp.up_proj, adapter)])),
-                    down=Dense(_weight(mlp.down_proj, adapter)),
+                    qkv=_dense(qkv_mods, adapter, _cat_bias(qkv_mods)),
+                    o=_dense([att.o_proj], adapter),
+                    gate_up=_dense([mlp.gate_proj, mlp.up_proj], adapter),
+                    down=_dense([mlp.down_proj], adapter),
                 )
             )
-        head = Dense(_weight(lm.lm_head, adapter))
+        head = _dense([lm.lm_head], adapter)
     return DecoderWeights(embed=body.embed_tokens.weight, layers=layers, norm=body.norm.weight, lm_head=head)
 
 
@@ -444,11 +499,12 @@ class FastGenerator(HFGenerator):
         alive = list(range(n))  # batch rows still generating
         matcher = _StopMatcher(self.tokenizer, sampling.stop)
         chosen_all = torch.zeros(n, dtype=torch.long, device=device)
+        lp_temperature = logprob_temperature(sampling)
         for step in range(sampling.max_new_tokens):
             live = torch.tensor(alive, device=device)
             sub = logits if len(alive) == logits.shape[0] else logits.index_select(0, live)
             chosen = sample_next(sub, sampling, gen)
-            lp = torch.log_softmax(sub, dim=-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+            lp = chosen_logprobs(sub, chosen, lp_temperature)
             still: list[int] = []
             for b, tok, val in zip(alive, chosen.tolist(), lp.tolist()):
                 r = rows[b]
@@ -479,5 +535,6 @@ class FastGenerator(HFGenerator):
             text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
             if reasons[r] == "stop":
                 text = matcher.cut(text)
-            completions.append(Completion(text, list(prompt_ids[r]), tokens[r], logprobs[r], reasons[r]))
+            completions.append(Completion(text, list(prompt_ids[r]), tokens[r], logprobs[r], reasons[r],
+                                          temperature=lp_temperature))
         return completions

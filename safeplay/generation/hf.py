@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 from safeplay.errors import SafeplayError
-from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
+from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams, logprob_temperature
 from safeplay.models.logprobs import position_ids_from_mask
 
 if TYPE_CHECKING:
@@ -26,6 +26,14 @@ def render_prompt(tokenizer: "PreTrainedTokenizerBase", prompt: ChatPrompt) -> s
         raise SafeplayError("this tokenizer has no chat template; use an instruction-tuned model")
     text = tokenizer.apply_chat_template(prompt.messages, tokenize=False, add_generation_prompt=True)
     return text + prompt.prefill
+
+
+def chosen_logprobs(logits: torch.Tensor, chosen: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(logits / temperature)[chosen] per row, in fp32: the behaviour log-prob of each sampled token."""
+    x = logits.float()
+    if temperature != 1.0:
+        x = x / temperature
+    return x.gather(-1, chosen.unsqueeze(-1)).squeeze(-1) - x.logsumexp(dim=-1)
 
 
 def sample_next(logits: torch.Tensor, sampling: SamplingParams, gen: torch.Generator) -> torch.Tensor:
@@ -220,9 +228,10 @@ class HFGenerator:
         reasons: list[FinishReason] = ["length"] * n
         active = list(range(n))  # batch row -> original row
         matcher = _StopMatcher(self.tokenizer, sampling.stop)
+        lp_temperature = logprob_temperature(sampling)
         for step in range(sampling.max_new_tokens):
             chosen = sample_next(logits, sampling, gen)
-            lp = torch.log_softmax(logits, dim=-1).gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+            lp = chosen_logprobs(logits, chosen, lp_temperature)
             keep: list[int] = []
             for b, (tok, val) in enumerate(zip(chosen.tolist(), lp.tolist())):
                 r = active[b]
@@ -257,5 +266,6 @@ class HFGenerator:
             text = self.tokenizer.decode(tokens[r], skip_special_tokens=True)
             if reasons[r] == "stop":
                 text = matcher.cut(text)
-            completions.append(Completion(text, list(prompt_ids[r]), tokens[r], logprobs[r], reasons[r]))
+            completions.append(Completion(text, list(prompt_ids[r]), tokens[r], logprobs[r], reasons[r],
+                                          temperature=lp_temperature))
         return completions

@@ -103,7 +103,9 @@ def to_completion(prompt_ids: list[int], out: Any) -> Completion:
         reason = "stop"  # a stop string matched (None or a token id: the model ended)
     else:
         reason = "eos"
-    return Completion(out.text, list(prompt_ids), token_ids, logprobs, reason)
+    # vLLM reports the raw distribution's log-probs (its default logprobs mode), i.e. temperature 1: a learner that
+    # samples at another temperature recomputes them (``sample_from`` drops mismatched ones).
+    return Completion(out.text, list(prompt_ids), token_ids, logprobs, reason, temperature=1.0)
 
 
 class VLLMEngine:

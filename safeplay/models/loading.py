@@ -45,7 +45,8 @@ class ModelConfig:
     """Which model to load, in which dtype, on which device."""
 
     spec: str = BUNDLED
-    """``smollm2-135m`` (bundled, offline), a local Hugging Face model directory, or a hub id (online only)."""
+    """``smollm2-135m`` (bundled, offline), a local Hugging Face model directory, a PEFT adapter folder (merged into
+    its base on load, e.g. ``safeplay export --format adapter``), or a hub id (online only)."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights/compute dtype; ``auto`` = bf16 on CUDA, on CPU bf16 only with native bf16 support, else fp32."""
     device: str = "auto"
@@ -286,14 +287,16 @@ def _resolve_source(spec: str) -> tuple[str, dict[str, Any]]:
 
 def check_model_spec(spec: str, what: str = "model") -> None:
     """Raise a one-line SafeplayError if ``spec`` cannot name a model, without loading anything: a path-like spec
-    must be a directory with a config.json, anything else the bundled name or a hub id. (Whether a hub id exists
+    must be a directory with a config.json or a PEFT adapter folder, anything else the bundled name or a hub id. (Whether a hub id exists
     is only known online, when it loads.)"""
-    if spec == BUNDLED:
+    from safeplay.models.peft_dir import is_adapter_dir
+
+    if spec == BUNDLED or is_adapter_dir(spec):
         return
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise SafeplayError(f"{what}: model directory {path} has no config.json")
+            raise SafeplayError(f"{what}: model directory {path} has no config.json (nor a PEFT adapter_config.json)")
         return
     if spec.startswith(("/", "./", "../", "~")) or path.exists() or not _HUB_ID.match(spec):
         raise SafeplayError(f"{what}: unknown model {spec!r}: not {BUNDLED!r}, not a model directory, not a hub id")
@@ -318,7 +321,11 @@ def load_tokenizer(spec: str | None = BUNDLED) -> "PreTrainedTokenizerBase":
     """The tokenizer of a model spec (left padding, a pad token guaranteed)."""
     from transformers import AutoTokenizer
 
+    from safeplay.models.peft_dir import adapter_base, is_adapter_dir
+
     spec = spec or BUNDLED
+    if is_adapter_dir(spec):
+        spec = adapter_base(spec)
     if spec == BUNDLED:
         source, kwargs = str(ensure_bundled_tokenizer()), {}
     else:
@@ -351,11 +358,16 @@ def load_model(
 ) -> tuple["PreTrainedModel", "PreTrainedTokenizerBase"]:
     """Load (model, tokenizer) for ``spec`` on ``device`` in ``dtype``; the model is in eval mode.
 
-    None stands for the default of each argument (the bundled model, ``auto``, ``auto``).
+    None stands for the default of each argument (the bundled model, ``auto``, ``auto``). A PEFT adapter folder is
+    merged into its base (``models.peft_dir``).
     """
     from transformers import AutoModelForCausalLM
 
+    from safeplay.models.peft_dir import is_adapter_dir, load_adapter_model
+
     spec, dtype, device = spec or BUNDLED, dtype or "auto", device or "auto"
+    if is_adapter_dir(spec):
+        return load_adapter_model(spec, dtype, device)
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)

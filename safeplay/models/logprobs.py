@@ -42,8 +42,13 @@ def token_logprobs(
     attention_mask: torch.Tensor,
     start: int = 0,
     only: torch.Tensor | None = None,
+    temperature: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, L-1): log p(input_ids[:, t+1] | input_ids[:, :t+1]); 0 where either token is padding.
+
+    ``temperature``: (B,) per-row softmax temperatures — the log-probs of ``softmax(logits / T)``, the distribution
+    a row was sampled from (None: 1 everywhere). A learner must score its samples at the temperature they were
+    drawn at, or the policy gradient and the KL term belong to another distribution than the one that played.
 
     ``start``: positions before it are not needed (they score prompt tokens) and come back as 0 — the LM head,
     a fifth of the forward's FLOPs and most of its memory (B·L·vocab logits), then runs on the rest only.
@@ -70,7 +75,10 @@ def token_logprobs(
         h = hidden.last_hidden_state[:, :-1]
         if only is not None:
             where = valid.nonzero(as_tuple=True)
-            picked = gather_logprobs(head(h[where]), input_ids[:, 1:][where])
+            logits = head(h[where])
+            if temperature is not None:
+                logits = logits.float() / temperature.to(logits.device)[where[0]].unsqueeze(-1)
+            picked = gather_logprobs(logits, input_ids[:, 1:][where])
             return picked.new_zeros(valid.shape).index_put(where, picked)
         h = h[:, start:]
         logits = head(h.reshape(-1, h.shape[-1])).view(h.shape[0], h.shape[1], -1)
@@ -78,6 +86,8 @@ def token_logprobs(
         out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=False,
                     logits_to_keep=width - start)
         logits = out.logits[:, :-1]  # covers positions start .. L-2; the last one predicted past the sequence
+    if temperature is not None:
+        logits = logits.float() / temperature.to(logits.device)[:, None, None]
     lp = gather_logprobs(logits, input_ids[:, start + 1 :])
     # Padding positions may hold junk (a fully masked query row); zero them so masked sums stay finite.
     lp = torch.where(valid[:, start:], lp, torch.zeros_like(lp))

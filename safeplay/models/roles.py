@@ -303,7 +303,7 @@ class RolePolicies:
 
     def token_logprobs(
         self, role: str, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0,
-        only: torch.Tensor | None = None,
+        only: torch.Tensor | None = None, temperature: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, L-1) log-probs of each next token under the role's policy; differentiable when grad is on.
 
@@ -311,11 +311,11 @@ class RolePolicies:
         ``models.logprobs.token_logprobs``."""
         from safeplay.models.logprobs import token_logprobs
 
-        return token_logprobs(self._model_for(role), input_ids, attention_mask, start, only)
+        return token_logprobs(self._model_for(role), input_ids, attention_mask, start, only, temperature)
 
     def ref_token_logprobs(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0, role: str | None = None,
-        only: torch.Tensor | None = None,
+        only: torch.Tensor | None = None, temperature: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Same under the KL reference of ``role``'s policy (its frozen snapshot if one was taken, else the base),
         without gradients."""
@@ -327,18 +327,18 @@ class RolePolicies:
         with torch.no_grad():
             if frozen is None:
                 with self._reference() as ref:
-                    return token_logprobs(ref, input_ids, attention_mask, start, only)
+                    return token_logprobs(ref, input_ids, attention_mask, start, only, temperature)
             if self.cfg.mode == "lora":
                 # set_adapter flips requires_grad: switch back so that a graph built before this call (the fused
                 # update pass) still sees its adapter trainable when it is differentiated.
                 active = self._active
                 self._use(frozen)
                 try:
-                    return token_logprobs(self.model, input_ids, attention_mask, start, only)
+                    return token_logprobs(self.model, input_ids, attention_mask, start, only, temperature)
                 finally:
                     if active is not None:
                         self._use(active)
-            return token_logprobs(frozen, input_ids, attention_mask, start, only)
+            return token_logprobs(frozen, input_ids, attention_mask, start, only, temperature)
 
     # ------------------------------------------------------------------ KL reference
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from safeplay.game.rollout import Game, Turn
 from safeplay.rl.batch import RoleSample
@@ -45,15 +45,39 @@ def sample_from(turn: Turn, reward: float, group: object = None, game: Game | No
     """A training sample of ``turn``; ``game`` (optional) labels it with its ``game_kind`` as ``baseline_key``."""
     if game is not None:
         meta.setdefault("baseline_key", game_kind(game))
+    comp = turn.completion
+    # A sampled turn is scored at its sampling temperature; the generator's own log-probs serve as the behaviour
+    # log-probs only when they were taken at that temperature (vLLM reports the raw distribution's).
+    temperature = turn.temperature if comp.sampled else comp.temperature
+    behaviour = comp.sampled and comp.temperature == temperature
     return RoleSample(
         role=turn.role,
-        prompt_ids=list(turn.completion.prompt_ids),
-        completion_ids=list(turn.completion.token_ids),
+        prompt_ids=list(comp.prompt_ids),
+        completion_ids=list(comp.token_ids),
         reward=float(reward),
         group=group,
         meta=meta,
-        rollout_logprobs=list(turn.completion.logprobs) if turn.completion.sampled else None,
+        rollout_logprobs=list(comp.logprobs) if behaviour else None,
+        temperature=temperature,
     )
+
+
+def attacker_samples(games: Sequence[Game], reward_of: Callable[[Game], float | None]) -> list[RoleSample]:
+    """One attacker sample per revision: games sharing an attacker turn (``extra["attack_slot"]``) give one sample
+    whose reward is the mean of ``reward_of`` over them (None = no reward for that game; a revision with none is
+    dropped), grouped by seed (``extra["attack_group"]``) — GRPO compares a seed's revisions with each other."""
+    by_turn: dict[int, list[Game]] = {}
+    for g in games:
+        if g.attack is not None:
+            by_turn.setdefault(id(g.attack), []).append(g)
+    out = []
+    for members in by_turn.values():
+        rewards = [r for r in (reward_of(g) for g in members) if r is not None]
+        if rewards:
+            first = members[0]
+            group = first.extra.get("attack_group", first.extra.get("group"))
+            out.append(sample_from(first.attack, sum(rewards) / len(rewards), group=group, game=first))
+    return out
 
 
 class Recipe:
@@ -81,14 +105,30 @@ class Recipe:
     def load_state_dict(self, state: dict) -> None:
         pass
 
-    def expand(self, seeds: Sequence[Any], step: int) -> list[Game]:
-        """One game per seed, or G per seed when the RL algorithm groups samples (GRPO)."""
-        g = self.cfg.rl.group_size
-        attack = not self.cfg.game.defender_only
+    def expand(self, seeds: Sequence[Any], step: int, attacked: Callable[[Any], bool] | None = None) -> list[Game]:
+        """The step's games. ``attacked(seed)`` says which seeds the attacker rewrites (default: the seed's own
+        mark; none in a defender-only run).
+
+        With one sample per prompt (REINFORCE++: ``rl.group_size`` 1) a seed is one game. With groups (G =
+        ``rl.group_size`` ≥ 2) every group compares answers to *one* prompt: a verbatim seed is answered G times
+        (``extra["group"]``, the defender's group); an attacked seed gets ``rl.attack_group_size`` revisions (the
+        attacker's group, ``extra["attack_group"]``), each answered G times (one defender group per revision,
+        ``extra["attack_slot"]``: the games that share one attacker turn) — so an attacked seed costs
+        attack_group_size × G games."""
+        rl = self.cfg.rl
+        g_def = rl.group_size
+        g_att = rl.attack_group_size or g_def
+        mark = attacked or (lambda s: s.attack)
         games = []
         for i, s in enumerate(seeds):
-            for _ in range(g):
-                game = Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=attack and s.attack)
-                game.extra["group"] = f"{step}:{i}"
-                games.append(game)
+            is_attacked = not self.cfg.game.defender_only and bool(mark(s))
+            for a in range(g_att if is_attacked else 1):
+                slot = f"{step}:{i}:{a}" if is_attacked else f"{step}:{i}"
+                for _ in range(g_def):
+                    game = Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=is_attacked)
+                    game.extra["group"] = slot
+                    if is_attacked:
+                        game.extra["attack_slot"] = slot
+                        game.extra["attack_group"] = f"{step}:{i}"
+                    games.append(game)
         return games

@@ -4,7 +4,8 @@ complementary rewards; failure cases are kept in an experience pool and replayed
 One step's defender batch holds ``batch_size`` seed slots (each expanded to G games for GRPO, see ``expand``):
 
 * **fresh attacks** — harmful goals from the curriculum; the attacker writes an attack for each
-  (:func:`ssp_attacker_prompt`, G attacks per goal = one attacker group) and the defender answers each attack.
+  (:func:`ssp_attacker_prompt`, ``rl.attack_group_size`` attacks per goal = one attacker group) and the defender
+  answers each attack G times (one defender group per attack).
   Judge score s → r_att = clip((s − 1)/4, 0, 1), r_def = 1 − r_att (``rewards.ssp``). A game whose defender reward
   is below ``ssp.insert_threshold`` enters the pool (goal, attack, answer). Only these games train the attacker.
 * **replay** — ``round(batch_size · ssp.replay_share)`` slots filled from the pool (UCB or uniform; none with
@@ -16,7 +17,8 @@ One step's defender batch holds ``batch_size`` seed slots (each expanded to G ga
   r_def = 1 for a helpful, harmless answer, 0 for a refusal or a harmful answer (by the judge's 3-way label).
   Our deviation from the paper, whose defender only ever sees attacks and so is only ever paid for refusing; it
   guards against over-refusal. ``ssp.benign_share: 0`` is paper-pure.
-* the remaining slots are fresh attacks, so the defender's budget per step is the same in every replay mode.
+* the remaining slots are fresh attacks, so every replay mode fills the same number of slots per step (a fresh
+  slot costs ``rl.attack_group_size`` × G games, a replayed or benign one G).
 
 A game whose verdict is missing or unparseable, or carries no usable score (benign games: no label), gives no
 sample and is counted (``ssp/unscored``). Replayed games are logged with ``source="replay"``, the stored attack as
@@ -33,9 +35,9 @@ from statistics import mean
 from typing import Any
 
 from safeplay.config import check
-from safeplay.game.rollout import Game, _turns, judge_games, play_defenses
+from safeplay.game.rollout import Game, judge_games, play_attacks, play_defenses
 from safeplay.game.templates import ssp_attacker_prompt
-from safeplay.recipes.base import Recipe, RecipeContext, StepResult, sample_from, step_seed
+from safeplay.recipes.base import Recipe, RecipeContext, StepResult, attacker_samples, sample_from, step_seed
 from safeplay.replay import ExperiencePool
 from safeplay.rewards.ssp import score_to_rewards
 
@@ -114,18 +116,12 @@ class SafetySelfPlay(Recipe):
         n_fresh = cfg.batch_size - len(entries) - n_benign
         goals = ctx.curriculum.take("harmful", n_fresh)
         benign = ctx.curriculum.take("benign", n_benign) if n_benign else []
-        fresh_and_benign = self.expand(goals + benign, step)
-        attack = not cfg.game.defender_only
-        for g in fresh_and_benign:  # SSP attacks every harmful goal; benign seeds always go verbatim
-            g.attacked = attack and g.seed_harmful
+        # SSP attacks every harmful goal; benign seeds always go verbatim.
+        fresh_and_benign = self.expand(goals + benign, step, attacked=lambda s: s.harmful)
         replayed = self.replay_games(entries, step)
         games = fresh_and_benign + replayed
-
-        attacked = [g for g in games if g.attacked]
-        prompts = [ssp_attacker_prompt(g.seed_text, cfg.game.cot) for g in attacked]
-        for g, turn in zip(attacked, _turns(ctx.policies, "attacker", prompts, cfg.attacker, cfg.game.cot,
-                                            step_seed(cfg.seed, step, "attacker"))):
-            g.attack = turn
+        play_attacks(ctx.policies, games, cfg.attacker, cfg.game.cot, step_seed(cfg.seed, step, "attacker"),
+                     prompt_of=lambda g, tactic: ssp_attacker_prompt(g.seed_text, cfg.game.cot))
         play_defenses(ctx.policies, games, cfg.defender, cfg.game.cot, step_seed(cfg.seed, step, "defender"),
                       system=cfg.game.defender_system)
         judge_games(ctx.judge, games)
@@ -162,9 +158,9 @@ class SafetySelfPlay(Recipe):
                 continue
             if g.attack is not None:
                 g.rewards["attacker"] = r_att
-                samples.append(sample_from(g.attack, r_att, group=group, kind="fresh"))
             if r_def < self.pool.insert_threshold:
                 failures.append(g)
+        samples += attacker_samples([g for g in games if g.source == "fresh"], lambda g: g.rewards.get("attacker"))
 
         # Replay updates first: an insertion that overflows the cap must not evict an entry awaiting its update.
         still_failing = []

@@ -22,8 +22,14 @@ class RoleSample:
     """Filled by GRPO (one value for every token of the sample)."""
     meta: dict = field(default_factory=dict)
     rollout_logprobs: list[float] | None = None
-    """The behaviour policy's log-probability of each completion token, as the generator sampled it (raw
-    distribution, temperature 1); None when the completion was not sampled token by token from the policy."""
+    """The behaviour policy's log-probability of each completion token, as the generator sampled it (at
+    ``temperature``); None when the completion was not sampled token by token from the policy at that temperature."""
+    temperature: float = 1.0
+    """Softmax temperature the completion was sampled at: the learner scores it (and its KL reference) at the
+    same temperature, so that the gradient is that of the distribution which played."""
+    ref_logprobs: list[float] | None = None
+    """The KL reference's log-probability of each completion token at ``temperature``, when the recipe already
+    computed it (e.g. for a coherence check); the learner then skips its own reference pass for this sample."""
 
     @property
     def has_rollout_logprobs(self) -> bool:
@@ -57,6 +63,8 @@ class TokenBatch:
     """(B, L-1) 1 where position t predicts a completion token (aligned with ``token_logprobs`` output)."""
     start: int = 0
     """First position that predicts a completion token in any row (earlier ones score prompts only)."""
+    temperature: torch.Tensor | None = None
+    """(B,) sampling temperature of each row (None: every row at 1)."""
 
     @property
     def tokens(self) -> int:
@@ -77,4 +85,6 @@ def collate(samples: Sequence[RoleSample], pad_id: int, device: torch.device | s
         # Position t of the logprob tensor scores token t+1; completion tokens sit at p .. p+c-1.
         resp[i, p - 1 : p - 1 + c] = 1.0
     start = max(0, min(len(s.prompt_ids) for s in samples) - 1)
-    return TokenBatch(ids.to(device), attn.to(device), resp.to(device), start)
+    temps = [s.temperature for s in samples]
+    temperature = None if all(t == 1.0 for t in temps) else torch.tensor(temps, dtype=torch.float32, device=device)
+    return TokenBatch(ids.to(device), attn.to(device), resp.to(device), start, temperature)

@@ -9,6 +9,7 @@ LR schedule.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -17,6 +18,7 @@ import torch
 from safeplay.config import check
 from safeplay.rl.advantages import class_centred, grpo_advantages, reinforce_pp_returns, whiten
 from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks
+from safeplay.rl.direct import at_temperature_one, dpo_loss, dpo_pairs, rft_selection, sequence_logprobs
 from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
 
@@ -25,10 +27,16 @@ from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_los
 class RLConfig:
     """The policy-gradient algorithm and its coefficients (papers.md §1.6 for REINFORCE++, §3 for GRPO)."""
 
-    algorithm: Literal["reinforce_pp", "grpo"] = "reinforce_pp"
-    """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1) or GRPO (group-normalised)."""
+    algorithm: Literal["reinforce_pp", "grpo", "rft", "online_dpo"] = "reinforce_pp"
+    """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1), GRPO (group-normalised), rejection-
+    sampling fine-tuning on the judged-right samples (``rft``) or online DPO on judged pairs of answers to one
+    prompt (``online_dpo``, needs group_size ≥ 2); see ``safeplay.rl.direct`` for the last two."""
     group_size: int = 1
-    """Samples per prompt. GRPO needs ≥ 2; REINFORCE++ uses 1 (the paper's n_samples_per_prompt)."""
+    """Defender answers per prompt (one group compares answers to the same prompt). GRPO needs ≥ 2; REINFORCE++
+    uses 1 (the paper's n_samples_per_prompt)."""
+    attack_group_size: int | None = None
+    """Attacker revisions per attacked seed (the attacker's group), each answered ``group_size`` times; None = the
+    same as group_size. An attacked seed costs attack_group_size × group_size games."""
     kl_beta: float = 0.01
     """KL coefficient β (Self-RedTeam: 0.01 fixed, in the reward)."""
     kl_estimator: KLEstimator = "k1"
@@ -85,8 +93,18 @@ class RLConfig:
     question at all with one mini-batch and no KL in the reward (GRPO): the ratio's denominator is then the
     gradient pass's own value (exactly on-policy) and no "old" pass runs."""
 
+    rft_min_reward: float = 0.0
+    """``rft``: a sample is trained on when its reward is strictly above this (Self-RedTeam's defender: +2 for a
+    right, harmless answer, 0 or less otherwise)."""
+    dpo_beta: float = 0.1
+    """``online_dpo``: β of the DPO loss (AdvGame: 0.1)."""
+
     def __post_init__(self) -> None:
         check(self.group_size >= 1, "group_size", "must be >= 1")
+        check(self.algorithm != "online_dpo" or self.group_size >= 2, "group_size",
+              "online DPO pairs answers to one prompt: group_size >= 2")
+        check(self.dpo_beta > 0, "dpo_beta", "must be > 0")
+        check(self.attack_group_size is None or self.attack_group_size >= 1, "attack_group_size", "must be >= 1")
         check(self.algorithm != "grpo" or self.group_size >= 2, "group_size", "GRPO needs group_size >= 2")
         check(self.kl_beta >= 0, "kl_beta", "must be >= 0")
         check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
@@ -179,8 +197,17 @@ class PolicyUpdater:
     def _logprobs(self, role: str, batch: TokenBatch, grad: bool) -> torch.Tensor:
         with torch.set_grad_enabled(grad):
             return self.policies.token_logprobs(
-                role, batch.input_ids, batch.attention_mask, batch.start, only=batch.response_mask
+                role, batch.input_ids, batch.attention_mask, batch.start, only=batch.response_mask,
+                temperature=batch.temperature,
             ).float()
+
+    @staticmethod
+    def _completion_row(mask: torch.Tensor, sample: RoleSample, values: Sequence[float]) -> torch.Tensor:
+        """Per-completion-token ``values`` laid out like ``mask`` (a row of the log-prob tensor)."""
+        row = torch.zeros_like(mask)
+        p = len(sample.prompt_ids)
+        row[p - 1 : p - 1 + len(sample.completion_ids)] = torch.tensor(values, dtype=row.dtype, device=mask.device)
+        return row
 
     def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
         """Chunks of at most ``micro_batch_size`` samples and ``micro_batch_tokens`` padded tokens, in length
@@ -203,24 +230,29 @@ class PolicyUpdater:
         for chunk in self._micro_batches(list(enumerate(samples)), sample_of=lambda x: x[1]):
             batch = collate([s for _, s in chunk], pad, device)
             logp = self._logprobs(role, batch, grad=old == "fused") if old in ("fused", "pass") else None
+            # The recipe may have scored the reference already (a coherence check): no second pass for those.
+            cached_ref = need_ref and all(s.ref_logprobs is not None for _, s in chunk)
             ref = (
                 self.policies.ref_token_logprobs(
-                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask
+                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask,
+                    temperature=batch.temperature,
                 ).float()
-                if need_ref
+                if need_ref and not cached_ref
                 else None
             )
             for i, (pos, s) in enumerate(chunk):
                 n = int(batch.attention_mask[i].sum())
                 mask = batch.response_mask[i, : n - 1]
+                rollout = self._completion_row(mask, s, s.rollout_logprobs) if s.has_rollout_logprobs else None
                 if old == "rollout":
-                    row_old = torch.zeros_like(mask)
-                    p = len(s.prompt_ids)
-                    row_old[p - 1 : p - 1 + len(s.completion_ids)] = torch.tensor(s.rollout_logprobs, device=mask.device)
+                    row_old = rollout
                 else:
                     row_old = logp[i, : n - 1].detach() if logp is not None else None
-                row_ref = ref[i, : n - 1] if ref is not None else row_old
-                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask}
+                if cached_ref:
+                    row_ref = self._completion_row(mask, s, s.ref_logprobs)
+                else:
+                    row_ref = ref[i, : n - 1] if ref is not None else row_old
+                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask, "rollout": rollout}
                 if old == "fused":
                     row.update(live=logp, index=i)
                 rows[pos] = row
@@ -322,11 +354,71 @@ class PolicyUpdater:
             loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
         return loss, info
 
+    def _direct_step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample]) -> dict[str, float]:
+        """Rejection-sampling fine-tuning or online DPO (``safeplay.rl.direct``): units of one sample (RFT) or one
+        (chosen, rejected) pair (DPO), split into mini-batches, each one optimiser step."""
+        rl = self.rl
+        stats: dict[str, float] = {}
+        if rl.algorithm == "rft":
+            units = [[s] for s in at_temperature_one(rft_selection(samples, rl.rft_min_reward))]
+            stats["rft_kept_share"] = len(units) / len(samples)
+        else:
+            units = [at_temperature_one(pair) for pair in dpo_pairs(samples)]
+            stats["dpo_pairs"] = float(len(units))
+        stats["samples_trained"] = float(sum(len(u) for u in units))
+        if not units:
+            return stats
+        self.policies.train()
+        pad, device = self.policies.tokenizer.pad_token_id, self.policies.device
+        size = len(units[0])
+        longest = lambda u: max(len(s.prompt_ids) + len(s.completion_ids) for s in u)  # noqa: E731
+        per_mb = math.ceil(len(units) / rl.minibatches)
+        losses, norms, info_rows = [], [], []
+        for mb_start in range(0, len(units), per_mb):
+            mb = units[mb_start : mb_start + per_mb]
+            self.optimizer.zero_grad(set_to_none=True)
+            chunks = length_chunks(mb, longest, max(1, rl.micro_batch_size // size),
+                                   rl.micro_batch_tokens // size if rl.micro_batch_tokens else 0)
+            for chunk in chunks:
+                flat = [s for unit in chunk for s in unit]  # a pair's two answers sit side by side
+                batch = collate(flat, pad, device)
+                logp = self._logprobs(flat[0].role, batch, grad=True)
+                if rl.algorithm == "rft":
+                    loss = sft_loss(logp, batch.response_mask)
+                else:
+                    ref = self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start,
+                                                           role=flat[0].role, only=batch.response_mask).float()
+                    seq = sequence_logprobs(logp, batch.response_mask).view(-1, 2)
+                    ref_seq = sequence_logprobs(ref, batch.response_mask).view(-1, 2)
+                    loss, info = dpo_loss(seq[:, 0], seq[:, 1], ref_seq[:, 0], ref_seq[:, 1], rl.dpo_beta)
+                    info_rows.append(info)
+                (loss * len(chunk) / len(mb)).backward()
+                losses.append(float(loss.detach()))
+            if sft_samples and rl.aux_sft_coef > 0:
+                sft = collate(list(sft_samples), pad, device)
+                aux = sft_loss(self._logprobs(sft_samples[0].role, sft, grad=True), sft.response_mask)
+                (rl.aux_sft_coef * aux).backward()
+                stats["aux_sft_loss"] = float(aux.detach())
+            if self.grad_clip > 0:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)))
+            self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        stats.update(loss=sum(losses) / len(losses), lr=self.scheduler.get_last_lr()[0])
+        if norms:
+            stats["grad_norm"] = sum(norms) / len(norms)
+        for key in ("dpo_accuracy", "dpo_margin"):
+            if info_rows:
+                stats[key] = sum(r[key] for r in info_rows) / len(info_rows)
+        return stats
+
     def step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample] = ()) -> dict[str, float]:
         """One rollout's worth of updates; returns loss/KL/grad-norm statistics."""
         rl = self.rl
         if not samples:
             return {}
+        if rl.algorithm in ("rft", "online_dpo"):
+            return self._direct_step(samples, sft_samples)
         self.policies.train()
         fused = self._fits_fused(samples)
         rows, stats = self._prepare(samples, fused)
@@ -336,12 +428,19 @@ class PolicyUpdater:
         stats["fused_pass"] = float(any("live" in r for r in rows))
         if not rows:
             return stats
+        if rl.minibatches > 1:
+            # Rows come grouped by role; each optimiser step must see a mix of every role sharing these weights.
+            # Seeded by the update count, so a resumed run shuffles the same way.
+            random.Random(f"minibatches:{self.scheduler.last_epoch}").shuffle(rows)
         pad = self.policies.tokenizer.pad_token_id
         device = self.policies.device
         per_mb = math.ceil(len(rows) / rl.minibatches)
         losses, clip_fracs, norms = [], [], []
         live_kl: dict[str, list[float]] = {}  # roles whose KL was not known before the gradient pass
-        for mb_start in range(0, len(rows), per_mb):
+        gap_sum: dict[str, float] = {}  # |rollout − learner| log-prob per token, before the first optimiser step
+        gap_max: dict[str, float] = {}
+        gap_tokens: dict[str, float] = {}
+        for mb_index, mb_start in enumerate(range(0, len(rows), per_mb)):
             mb = rows[mb_start : mb_start + per_mb]
             self.optimizer.zero_grad(set_to_none=True)
             # Rows of a fused first pass reuse its graphs (one loss per micro-batch of that pass); the others get
@@ -366,6 +465,13 @@ class PolicyUpdater:
                 for i, r in enumerate(micro):
                     if r["old"] is None and r["ref"] is not None:
                         live_kl.setdefault(r["sample"].role, []).append(self._row_kl(logp[i].detach(), r))
+                    if mb_index == 0 and r["rollout"] is not None:
+                        n = r["mask"].shape[0]
+                        gap = (logp[i, :n].detach() - r["rollout"]).abs() * r["mask"]
+                        role = r["sample"].role
+                        gap_sum[role] = gap_sum.get(role, 0.0) + float(gap.sum())
+                        gap_max[role] = max(gap_max.get(role, 0.0), float(gap.max()))
+                        gap_tokens[role] = gap_tokens.get(role, 0.0) + float(r["mask"].sum())
             if sft_samples and rl.aux_sft_coef > 0:
                 sft = collate(list(sft_samples), pad, device)
                 logp = self._logprobs(sft_samples[0].role, sft, grad=True)
@@ -388,4 +494,9 @@ class PolicyUpdater:
             stats["grad_norm"] = sum(norms) / len(norms)
         for role, vals in live_kl.items():
             stats[f"{role}/kl"] = sum(vals) / len(vals)
+        for role, total in gap_sum.items():
+            # How far the policy that sampled the rollout is from the one that learns from it (same weights, other
+            # kernels): mean and largest per-token |Δ log-prob| of the sampled tokens.
+            stats[f"{role}/rollout_logprob_gap"] = total / max(1.0, gap_tokens[role])
+            stats[f"{role}/rollout_logprob_gap_max"] = gap_max[role]
         return stats
