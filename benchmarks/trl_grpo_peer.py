@@ -89,7 +89,8 @@ def trl_samples_per_minute(args, data, dtype: str, reward) -> tuple[float, float
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=ds, processing_class=tok,
                           peft_config=LoraConfig(
                               r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
-                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]),
+                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                              "down_proj"]),
                           callbacks=[Timer()])
     trainer.train()
     trained = args.steps * args.prompts * args.group  # TRL trains every completion of each generation batch

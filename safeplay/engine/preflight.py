@@ -35,7 +35,8 @@ def preflight(cfg: TrainConfig) -> None:
         raise SafeplayError(f"eval.benchmarks: {e}") from None
     unknown = sorted(set(cfg.eval.limits) - set(cfg.eval.benchmarks))
     if unknown:
-        raise SafeplayError(f"eval.limits: {unknown[0]!r} is not one of eval.benchmarks ({', '.join(cfg.eval.benchmarks)})")
+        raise SafeplayError(f"eval.limits: {unknown[0]!r} is not one of eval.benchmarks "
+                            f"({', '.join(cfg.eval.benchmarks)})")
     if cfg.seeds.file:
         from safeplay.data.seeds import load_seed_file
 

@@ -59,7 +59,8 @@ class VLLMConfig:
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
         check(self.max_model_len >= 16, "max_model_len", "must be >= 16")
         check(self.max_loras >= 1, "max_loras", "must be >= 1")
-        check(self.dtype in VLLM_DTYPES, "dtype", f"{self.dtype!r} is not allowed; choose one of {', '.join(VLLM_DTYPES)}")
+        check(self.dtype in VLLM_DTYPES, "dtype",
+              f"{self.dtype!r} is not allowed; choose one of {', '.join(VLLM_DTYPES)}")
 
 
 def import_vllm() -> Any:

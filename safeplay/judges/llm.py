@@ -151,8 +151,8 @@ def to_verdict(fmt: JudgeFormat, text: str, name: str) -> Verdict:
 
 def build_llm_judge(kind: str, model: str | None = None, endpoint: str | None = None, model_name: str | None = None,
                     **options: Any) -> LLMJudge:
-    """``kind`` is a format name (wildguard, llama-guard, ssp-score, triplay-eval, strongreject); exactly one of ``model`` (local)
-    or ``endpoint`` (+ ``model_name``) says where it runs; remaining options go to the backend."""
+    """``kind`` is a format name (wildguard, llama-guard, ssp-score, triplay-eval, strongreject); exactly one of
+    ``model`` (local) or ``endpoint`` (+ ``model_name``) says where it runs; remaining options go to the backend."""
     fmt = FORMATS.get(kind)
     if fmt is None:
         raise SafeplayError(f"unknown LLM judge format {kind!r}; known: {', '.join(FORMATS)}")

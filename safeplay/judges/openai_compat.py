@@ -1,8 +1,8 @@
 """The OpenAI-compatible face of a judge server: judge prompts in, the format's answer text out.
 
 A client of an LLM judge (``safeplay.judges.llm.OpenAIBackend``) sends the prompt of a judge format — WildGuard,
-Llama Guard 3, the SSP rubric, the TriPlay evaluator or StrongREJECT's rubric, as built by ``safeplay.judges.prompts`` — to
-``/v1/completions`` or ``/v1/chat/completions`` and parses the generated text. The server reads the (prompt,
+Llama Guard 3, the SSP rubric, the TriPlay evaluator or StrongREJECT's rubric, as built by
+``safeplay.judges.prompts`` — to ``/v1/completions`` or ``/v1/chat/completions`` and parses the generated text. The server reads the (prompt,
 response) pair back out of that prompt, has its own judge decide, and writes the verdict as the text the format's
 model would have generated. The request's ``model`` names the format; ``/v1/models`` lists them. So a trainer
 configured for a WildGuard vLLM server can use any safeplay judge instead by pointing ``endpoint`` here and setting

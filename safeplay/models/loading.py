@@ -287,8 +287,8 @@ def _resolve_source(spec: str) -> tuple[str, dict[str, Any]]:
 
 def check_model_spec(spec: str, what: str = "model") -> None:
     """Raise a one-line SafeplayError if ``spec`` cannot name a model, without loading anything: a path-like spec
-    must be a directory with a config.json or a PEFT adapter folder, anything else the bundled name or a hub id. (Whether a hub id exists
-    is only known online, when it loads.)"""
+    must be a directory with a config.json or a PEFT adapter folder, anything else the bundled name or a hub id.
+    (Whether a hub id exists is only known online, when it loads.)"""
     from safeplay.models.peft_dir import is_adapter_dir
 
     if spec == BUNDLED or is_adapter_dir(spec):
