@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
         # A warm start computed earlier for the same inputs: this run starts at RL step 1.
         args.resume = warm_cache.restore(cfg, out)
         run_dir = RunDir(out)
+        from safeplay.engine.estimate import estimate
+
+        print(estimate(cfg, cached_warm_start=args.resume).line(args.resume), flush=True)
     if args.ray_address and args.distributed != "ray":
         raise SafeplayError("--ray-address needs --distributed ray")
     run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet, distributed=args.distributed,
