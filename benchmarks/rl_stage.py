@@ -107,7 +107,7 @@ def hacking(run: Path) -> dict[str, float | None]:
         return {}
     last = train[-LAST_STEPS:]
     out: dict[str, float | None] = {}
-    for key in ("defender/refusal_without_wording", "attacker/coherent_on_topic_rate", "defender/undecidable"):
+    for key in ("defender/refusal_without_wording", "attacker/coherent_on_topic_rate", "defender/evasive"):
         vals = [r[key] for r in last if isinstance(r.get(key), (int, float))]
         out[f"{key} (last {LAST_STEPS} steps)"] = mean(vals) if vals else None
     first = [r.get("attacker/coherent_on_topic_rate") for r in train[:1]]

@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
         # A warm start computed earlier for the same inputs: this run starts at RL step 1.
         args.resume = warm_cache.restore(cfg, out)
+        from safeplay.engine.estimate import estimate
+
+        print(estimate(cfg, cached_warm_start=args.resume).line(args.resume), flush=True)
     run_dir = RunDir(out)
     run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet, distributed=args.distributed,
                       ray_address=args.ray_address)

@@ -53,9 +53,10 @@ class GameConfig:
     """With ``tactics: wildteaming``: how many of the most frequent tactics to draw from."""
     check_answers: bool = False
     """Judge-independent checks of each defender answer (``safeplay.rewards.answer_checks``): a judged refusal
-    that does not say it refuses, and an answer that loops on one phrase, are undecidable — no defender sample, and
-    counted per step (``defender/undecidable``). A small judge calls many incoherent, off-topic answers refusals
-    and would pay the refusal reward for them."""
+    that does not say it refuses, and an answer that loops on one phrase, are evasions — they earn neither the
+    refusal reward nor the helpful one (scored as the wrong choice; counted per step as ``defender/evasive``). A
+    small judge calls many incoherent, off-topic or evasive answers refusals and would pay the refusal reward for
+    them; dropping them instead lets the defender drift into them, since a dropped answer is never penalised."""
     attacked_prompt_label: Literal["judge", "seed", "agree"] = "judge"
     """q (is the prompt harmful?) for a prompt the attacker rewrote: ``judge`` = the judge's label of the revision
     (Self-RedTeam §1.4); ``seed`` = the seed's dataset label, for revisions that stay on the seed's topic and do not
@@ -195,7 +196,6 @@ class EvalConfig:
         check(self.every >= 0, "every", "must be >= 0")
         check(self.limit is None or self.limit >= 1, "limit", "must be >= 1 (or null: every item)")
         check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-        check(len(self.benchmarks) >= 1, "benchmarks", "needs at least one benchmark (or set eval.enabled=false)")
 
 
 @dataclass
