@@ -1,8 +1,9 @@
 """How long a run will take, said when it starts: from its config and rates measured on a 2-core CPU.
 
 The rates are this project's measurements of the bundled 135M model on a 2-core CPU with native bf16
-(``avx512_bf16``; README, Throughput): generation and training tokens per second of the lean decoder and the
-update, and evaluation seconds per item. A machine where bf16 is emulated runs in fp32, at about half these
+(``avx512_bf16``): generation and training tokens per second of the lean decoder and the update (README,
+Throughput), and the warm start's and evaluation's rates from a full main-job run (README, Results: the warm
+start's distillation 170 s, its SFT 664 s, one 698-item evaluation 335–355 s, RL 26 s per step). A machine where bf16 is emulated runs in fp32, at about half these
 rates; a GPU is far faster. The figure is a planning aid, printed as "about N minutes", not a promise.
 """
 
@@ -18,8 +19,12 @@ TRAIN_TOKENS_PER_S = 240.0
 """Tokens per second through an RL update or SFT (forward + backward)."""
 PROMPT_TOKENS = 150
 """Typical rendered prompt length of a game turn (a frame or a seed plus the chat template)."""
-EVAL_SECONDS_PER_ITEM = 0.35
-"""Greedy evaluation, 64 new tokens, with judging: about 0.35 s per item on 2 cores."""
+WARM_GENERATE_TOKENS_PER_S = 240.0
+"""The warm start's self-distillation, judging and answer checks included (41k tokens in 170 s)."""
+SFT_TOKENS_PER_S = 390.0
+"""Supervised warm-start training: forward + backward, no reference or rollout pass (260k tokens in 664 s)."""
+EVAL_SECONDS_PER_ITEM = 0.5
+"""Greedy evaluation, 64 new tokens, with judging: 0.48–0.51 s per item on 2 cores (698 items in 335–355 s)."""
 STEP_OVERHEAD_S = 2.0
 """Judge, embeddings, logging and checkpoints per RL step."""
 
@@ -63,7 +68,7 @@ def estimate(cfg: TrainConfig, cached_warm_start: bool = False) -> Estimate:
         generated = ws.harmful_prompts * ws.distill_samples * ws.max_new_tokens + ws.benign_prompts * ws.max_new_tokens
         examples = ws.harmful_prompts + ws.benign_prompts * 0.6 + (ws.attacker_pairs if ws.attacker else 0)
         trained = examples * ws.epochs * (PROMPT_TOKENS + ws.max_new_tokens)
-        warm = generated / GENERATE_TOKENS_PER_S + trained / TRAIN_TOKENS_PER_S
+        warm = generated / WARM_GENERATE_TOKENS_PER_S + trained / SFT_TOKENS_PER_S
     attacked = 0.0 if cfg.game.defender_only else cfg.seeds.attack_share
     g_def = cfg.rl.group_size
     g_att = cfg.rl.attack_group_size or g_def
