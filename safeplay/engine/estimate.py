@@ -3,8 +3,8 @@
 The rates are this project's measurements of the bundled 135M model on a 2-core CPU with native bf16
 (``avx512_bf16``): generation and training tokens per second of the lean decoder and the update (README,
 Throughput), and the warm start's and evaluation's rates from a full main-job run (README, Results: the warm
-start's distillation 170 s, its SFT 664 s, one 698-item evaluation 335–355 s, RL 26 s per step). A machine where bf16 is emulated runs in fp32, at about half these
-rates; a GPU is far faster. The figure is a planning aid, printed as "about N minutes", not a promise.
+start's distillation 170 s, its SFT 664 s, one 698-item evaluation 335–355 s, RL 26 s per step). A machine where
+bf16 is emulated runs in fp32, at about half these rates; a GPU is far faster. The figure is a planning aid, printed as "about N minutes", not a promise.
 """
 
 from __future__ import annotations
@@ -77,10 +77,9 @@ def estimate(cfg: TrainConfig, cached_warm_start: bool = False) -> Estimate:
     generated = revisions * cfg.attacker.max_new_tokens * 0.8 + games * cfg.defender.max_new_tokens * 0.8
     trained = (revisions + games) * (PROMPT_TOKENS + cfg.defender.max_new_tokens)
     step_s = generated / GENERATE_TOKENS_PER_S + trained / TRAIN_TOKENS_PER_S + STEP_OVERHEAD_S
+    rl = cfg.steps * step_s / 60
     if cfg.max_minutes is not None:
-        rl = min(cfg.steps * step_s / 60, cfg.max_minutes)
-    else:
-        rl = cfg.steps * step_s / 60
+        rl = min(rl, cfg.max_minutes)
     n_evals = 0
     if cfg.eval.enabled and cfg.eval.benchmarks:
         n_evals = (0 if cached_warm_start else 1 + int(ws.enabled)) + 1

@@ -22,7 +22,6 @@ def preflight(cfg: TrainConfig) -> None:
     from safeplay.eval.runner import check_benchmarks
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
-
     from safeplay.paths import data_dir
 
     data_dir()  # a SAFEPLAY_DATA_DIR that is not a folder
