@@ -141,19 +141,17 @@ def train_runs(spec: str, root: Path, device: str) -> dict:
     """Self-RedTeam on ``device``: a GRPO run, and 4 REINFORCE++ steps straight vs killed at 2 and resumed."""
     import torch
 
-    from safeplay.config import load_config
     from safeplay.data.seeds import load_seeds
     from safeplay.engine.build import resolve_share
     from safeplay.engine.run_dir import RunDir
-    from safeplay.engine.setup import config_layers
+    from safeplay.engine.setup import resolve_config
     from safeplay.engine.trainer import Components, Trainer
-    from safeplay.engine.config import TrainConfig
     from safeplay.models.roles import build_policies
 
     seeds = load_seeds(None, seed=0)  # the built-in seed set: no data directory needed
 
     def trainer(name: str, *overrides: str) -> Trainer:
-        cfg = load_config(TrainConfig, config_layers("self-redteam", None), [
+        cfg = resolve_config("self-redteam", overrides=[
             f"model.spec={spec}", f"model.device={device}", "eval.enabled=false", "log.tensorboard=false",
             "batch_size=16", "checkpoint_every=2", "attacker.max_new_tokens=48", "defender.max_new_tokens=48",
             "game.attacker_tactics=false", "steps=4", *overrides])

@@ -23,13 +23,12 @@ import time
 from pathlib import Path
 
 ARMS = {"ucb": "self-play", "none": "no-replay"}
-"""This benchmark's arm → the ablation arm that runs it (``safeplay.engine.ablation.ARMS``)."""
+"""This benchmark's arm → the ablation arm that runs it (``SafetySelfPlay.arms()``)."""
 METRICS = ("asr", "refusal_rate")
 
 
 def train_arms(args: argparse.Namespace, root: Path) -> dict[str, Path]:
-    from safeplay.engine.ablation import ARMS as ABLATION_ARMS
-    from safeplay.engine.ablation import run_ablation
+    from safeplay.engine.ablation import arm_overrides, run_ablation
     from safeplay.engine.progress import run_with_progress
     from safeplay.engine.run_dir import RunDir
     from safeplay.engine.setup import resolve_config
@@ -41,7 +40,7 @@ def train_arms(args: argparse.Namespace, root: Path) -> dict[str, Path]:
         common.append(f"max_minutes={args.max_minutes}")
 
     def overrides_for(arm: str, seed: int):
-        cfg = resolve_config("ssp", args.preset, None, common + ABLATION_ARMS[arm] + [f"seed={seed}"])
+        cfg = resolve_config("ssp", args.preset, None, common + arm_overrides("ssp", arm) + [f"seed={seed}"])
         cfg.name = f"ssp-replay-{arm}"
         return cfg
 

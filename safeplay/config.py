@@ -27,7 +27,16 @@ class ConfigError(ValueError):
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings of a dataclass's fields (the string literal written under each field)."""
+    """Docstrings of a dataclass's fields (the string literal written under each field), inherited ones included
+    (a recipe's config subclasses ``TrainConfig``)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

@@ -7,7 +7,7 @@ import copy
 import torch
 
 from fakes import FakeJudge
-from safeplay.engine.ablation import ARMS, run_ablation, warm_start_view
+from safeplay.engine.ablation import arm_overrides, run_ablation, warm_start_view
 from safeplay.engine.warm_start import make_warm_start
 from test_engine import SEEDS, make_cfg, make_trainer, weights
 
@@ -44,7 +44,7 @@ class Runner:
 def overrides(extra_by_arm=None):
     def fn(arm, seed):
         extra = dict(WARM, seed=seed)
-        extra.update(o.split("=", 1) for o in ARMS[arm])
+        extra.update(o.split("=", 1) for o in arm_overrides("self-redteam", arm))
         extra.update((extra_by_arm or {}).get(arm, {}))
         return make_cfg(**extra)
 

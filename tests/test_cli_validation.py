@@ -14,7 +14,7 @@ import pytest
 
 from safeplay.cli import build_parser, main
 from safeplay.config import describe
-from safeplay.engine.config import TrainConfig
+from safeplay.recipes import recipe_class, recipe_names
 
 
 class Loaded(AssertionError):
@@ -153,12 +153,14 @@ def wrong_type(tp: str) -> str:
     return "{a: 1}"  # str, list: a mapping fits neither
 
 
-KEYS = [(key, tp) for key, tp, _, _ in describe(TrainConfig)]
+RECIPE_OF_KEY = {key: recipe for recipe in reversed(recipe_names())
+                 for key, _, _, _ in describe(recipe_class(recipe).config_class)}
+"""Every config key of every recipe, with a recipe that has it (the common keys: self-redteam's)."""
+KEYS = sorted({(key, tp) for recipe in recipe_names() for key, tp, _, _ in describe(recipe_class(recipe).config_class)})
 
 
 def argv_for(key: str, value: str) -> list[str]:
-    recipe = "triplay" if key.startswith("triplay.") else "ssp" if key.startswith("ssp.") else "self-redteam"
-    return ["train", "--recipe", recipe, "--set", f"{key}={value}", "--out", "run"]
+    return ["train", "--recipe", RECIPE_OF_KEY[key], "--set", f"{key}={value}", "--out", "run"]
 
 
 def test_every_key_is_covered():

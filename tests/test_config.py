@@ -3,7 +3,7 @@
 import pytest
 
 from safeplay.config import ConfigError, describe, load_config
-from safeplay.engine.config import TrainConfig
+from safeplay.recipes import recipe_class, recipe_names
 from safeplay.engine.setup import resolve_config
 
 
@@ -48,7 +48,7 @@ def test_bad_values_give_one_line_errors(override, match):
 def test_unknown_recipe_and_preset():
     with pytest.raises(ConfigError, match="recipe: 'nope' is not a recipe"):
         resolve_config("nope")
-    with pytest.raises(ConfigError, match="preset: 'huge' is not a preset; choose one of cpu-smoke"):
+    with pytest.raises(ConfigError, match="preset: 'huge' is not a preset; choose one of cpu-demo, cpu-smoke"):
         resolve_config("ssp", "huge")
 
 
@@ -63,8 +63,9 @@ def test_malformed_yaml_file(tmp_path):
         resolve_config("self-redteam", config_file=str(listy))
 
 
-def test_every_field_has_a_docstring():
-    rows = describe(TrainConfig)
+@pytest.mark.parametrize("recipe", recipe_names())
+def test_every_field_has_a_docstring(recipe):
+    rows = describe(recipe_class(recipe).config_class)
     missing = [key for key, _, _, doc in rows if not doc]
     assert not missing, f"fields without a docstring: {missing}"
 
@@ -73,5 +74,5 @@ def test_load_config_round_trips_to_dict():
     from safeplay.config import to_dict
 
     cfg = resolve_config("triplay", "cpu-demo")
-    again = load_config(TrainConfig, [to_dict(cfg)])
+    again = load_config(type(cfg), [to_dict(cfg)])
     assert again == cfg

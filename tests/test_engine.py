@@ -172,7 +172,7 @@ def test_defender_skips_unfaithful_revisions(tmp_path, skip):
 @pytest.mark.parametrize("source", ["judge", "seed"])
 def test_verbatim_prompt_label_source(tmp_path, source):
     from safeplay.recipes.self_redteam import SelfRedTeam
-    from safeplay.rewards.self_redteam import GameOutcome, defender_reward
+    from safeplay.recipes.self_redteam.rewards import GameOutcome, defender_reward
 
     cfg = make_cfg(**{"game.verbatim_prompt_label": source, "batch_size": 8, "game.cot": "false"})
     tr = make_trainer(tmp_path, cfg, judge=ScriptedPromptJudge("?"))  # "?" marks prompts the judge calls harmful

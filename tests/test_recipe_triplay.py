@@ -20,8 +20,10 @@ from safeplay.judges.base import Verdict, label_from
 from safeplay.judges.voting import VotingJudge
 from safeplay.models.loading import tiny_model
 from safeplay.models.roles import RolePolicies
-from safeplay.recipes.triplay import LABELS, TriPlay, heldout_items, phase_index
-from safeplay.rewards.triplay import RED_OUTCOME_REWARD
+from safeplay.recipes.triplay import TriPlay
+from safeplay.recipes.triplay.labels import LABELS, heldout_items
+from safeplay.recipes.triplay.recipe import phase_index
+from safeplay.recipes.triplay.rewards import RED_OUTCOME_REWARD
 
 SEEDS = [
     SeedPrompt(text=t, harmful=h, source="test", id=f"s{i}", attack=i % 2 == 0)
@@ -384,7 +386,7 @@ def test_heldout_set_is_fixed_and_balanced(data_dir):
 
 
 def test_evaluator_warm_start_data_is_balanced_and_disjoint_from_heldout(data_dir):
-    from safeplay.recipes.triplay import evaluator_sft_examples
+    from safeplay.recipes.triplay.labels import evaluator_sft_examples
 
     ex = evaluator_sft_examples(data_dir, 30)
     assert len(ex) == 30 and {t for _, t in ex} == set(LABELS)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from safeplay.errors import SafeplayError
-from safeplay.rewards.self_redteam import (
+from safeplay.recipes.self_redteam.rewards import (
     GENERAL_SUM,
     GENERAL_SUM_ALL_ONE,
     ZERO_SUM,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from safeplay.rewards.ssp import score_to_rewards
-from safeplay.rewards.triplay import blue_reward, evaluator_reward, red_reward
+from safeplay.recipes.ssp.rewards import score_to_rewards
+from safeplay.recipes.triplay.rewards import blue_reward, evaluator_reward, red_reward
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from safeplay.recipes import recipe_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="compare arms of a recipe (e.g. self-play vs defender-only)", description=__doc__)
-    p.add_argument("--recipe", default="self-redteam", help="self-redteam (default), ssp or triplay")
+    p.add_argument("--recipe", default="self-redteam",
+                   help=f"which recipe: {', '.join(recipe_names())} (default self-redteam)")
     p.add_argument("--preset", default="cpu-demo", help="cpu-smoke, cpu-demo (default), gpu-8b or gpu-8b-llama")
     p.add_argument("--arms", default="self-play,defender-only",
-                   help="comma-separated arms (self-redteam: self-play, defender-only, no-cot, zero-sum; ssp: "
-                   "self-play, defender-only, no-replay, uniform-replay; triplay: self-play, defender-only, "
-                   "no-diversity)")
+                   help="comma-separated arms: self-play and defender-only, and the recipe's own (self-redteam: "
+                   "no-cot, zero-sum; ssp: no-replay, uniform-replay; triplay: no-diversity)")
     p.add_argument("--seeds", type=int, default=1, help="runs per arm (seeds base, base+1, …)")
     p.add_argument("--benchmarks", default=None, help="evaluation benchmarks (default: HarmBench, XSTest-safe, WildJailbreak adversarial harmful/benign)")
     p.add_argument("--limit", type=int, default=None, help="fixed subset size per benchmark (default: the preset's)")
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from safeplay.engine.ablation import ARMS, DEFAULT_BENCHMARKS, check_arms, run_ablation
+    from safeplay.engine.ablation import DEFAULT_BENCHMARKS, arm_overrides, check_arms, run_ablation
     from safeplay.engine.progress import run_with_progress
     from safeplay.engine.run_dir import RunDir
     from safeplay.engine.setup import resolve_config
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = [base.seed + i for i in range(args.seeds)]
 
     def overrides_for(arm: str, seed: int):
-        cfg = resolve_config(args.recipe, args.preset, overrides=common + ARMS[arm] + [f"seed={seed}"])
+        cfg = resolve_config(args.recipe, args.preset, overrides=common + arm_overrides(args.recipe, arm) + [f"seed={seed}"])
         cfg.name = f"{arm}-seed{seed}"
         return cfg
 

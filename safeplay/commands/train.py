@@ -6,10 +6,13 @@ import argparse
 import logging
 from pathlib import Path
 
+from safeplay.recipes import recipe_names
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train with a self-play recipe", description=__doc__)
-    p.add_argument("--recipe", default="self-redteam", help="self-redteam (default), ssp or triplay")
+    p.add_argument("--recipe", default="self-redteam",
+                   help=f"which recipe: {', '.join(recipe_names())} (default self-redteam)")
     p.add_argument("--preset", default=None, help="cpu-smoke, cpu-demo, gpu-8b or gpu-8b-llama")
     p.add_argument("--config", default=None, help="a YAML file layered over the recipe and preset")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -27,15 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _help_config() -> int:
+def _help_config(recipe: str) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from safeplay.config import describe
-    from safeplay.engine.config import TrainConfig
+    from safeplay.recipes import recipe_class
 
-    table = Table("key", "type", "default", "meaning", show_lines=False)
-    for key, tp, default, doc in describe(TrainConfig):
+    table = Table("key", "type", "default", "meaning", show_lines=False, title=f"recipe {recipe}")
+    for key, tp, default, doc in describe(recipe_class(recipe).config_class):
         table.add_row(key, tp, default, doc)
     Console().print(table)
     return 0
@@ -43,13 +46,11 @@ def _help_config() -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.help_config:
-        return _help_config()
-    from safeplay.config import load_config, read_yaml
-    from safeplay.engine.config import TrainConfig
+        return _help_config(args.recipe)
     from safeplay.engine.preflight import preflight
     from safeplay.engine.progress import run_with_progress
     from safeplay.engine.run_dir import RunDir
-    from safeplay.engine.setup import default_run_name, resolve_config
+    from safeplay.engine.setup import default_run_name, load_run_config, resolve_config
     from safeplay.errors import SafeplayError
 
     # Everything is checked before a model loads or a folder is made: a typo costs one line, not a stray folder.
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if not (out / "config.yaml").is_file():
             raise SafeplayError(f"--out {args.out} is not a run folder (no config.yaml); nothing to resume")
-        cfg = load_config(TrainConfig, [read_yaml(out / "config.yaml")], args.overrides)
+        cfg = load_run_config(out / "config.yaml", args.overrides)
     else:
         name = [f"name={args.name}"] if args.name else []  # checked like the config key: a folder name
         cfg = resolve_config(args.recipe, args.preset, args.config, args.overrides + name)

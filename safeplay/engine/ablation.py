@@ -31,28 +31,18 @@ from typing import Sequence
 from safeplay.config import to_dict
 from safeplay.engine.config import TrainConfig
 from safeplay.errors import SafeplayError
+from safeplay.recipes import recipe_class
 
-ARMS: dict[str, list[str]] = {
-    "self-play": [],
-    "defender-only": ["game.defender_only=true"],
-    "no-cot": ["game.cot=false"],
-    "zero-sum": ["reward_table=zero_sum"],
-    "no-replay": ["ssp.replay=none"],
-    "uniform-replay": ["ssp.replay=uniform"],
-    "no-diversity": ["triplay.diversity=false"],
-}
-ARMS_FOR = {
-    "self-redteam": ("self-play", "defender-only", "no-cot", "zero-sum"),
-    "ssp": ("self-play", "defender-only", "no-replay", "uniform-replay"),
-    "triplay": ("self-play", "defender-only", "no-diversity"),
-}
 DEFAULT_BENCHMARKS = ["harmbench", "xstest-safe", "wildjailbreak-adv-harmful", "wildjailbreak-adv-benign"]
 
 
+def arm_overrides(recipe: str, arm: str) -> list[str]:
+    """The config overrides of one of the recipe's ablation arms (``Recipe.arms``)."""
+    return recipe_class(recipe).arms()[arm]
+
+
 def check_arms(recipe: str, arms: Sequence[str]) -> None:
-    if recipe not in ARMS_FOR:
-        raise SafeplayError(f"recipe {recipe!r} is not a recipe; choose one of {', '.join(ARMS_FOR)}")
-    allowed = ARMS_FOR[recipe]
+    allowed = list(recipe_class(recipe).arms())
     for arm in arms:
         if arm not in allowed:
             raise SafeplayError(f"arm {arm!r} does not apply to recipe {recipe}; choose from {', '.join(allowed)}")

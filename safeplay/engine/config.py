@@ -1,4 +1,9 @@
-"""The training run's configuration: one typed tree, loaded from recipe YAML + preset + ``--set`` overrides."""
+"""The training run's configuration: one typed tree, loaded from recipe YAML + preset + ``--set`` overrides.
+
+``TrainConfig`` holds what every recipe reads. A recipe with settings of its own subclasses it in its package
+(``safeplay/recipes/<name>/config.py``: SSP adds an ``ssp`` section, TriPlay a ``triplay`` one, Self-RedTeam its
+``reward_table``) and names the subclass as its ``config_class``; ``engine.setup.resolve_config`` reads a run's
+YAML into the recipe's class, so a key of another recipe's section is an unknown key."""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from safeplay.models.loading import ModelConfig
 from safeplay.models.roles import PolicyConfig
 from safeplay.rl.update import OptimConfig, RLConfig
 
-RECIPES = ("self-redteam", "ssp", "triplay")
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -199,85 +203,6 @@ class EvalConfig:
 
 
 @dataclass
-class SSPConfig:
-    """Safety Self-Play specifics (papers.md §2)."""
-
-    replay: Literal["ucb", "uniform", "none"] = "ucb"
-    """Reflective experience replay mode (ablation: uniform, none)."""
-    replay_share: float = 0.25
-    """Share of each defender batch drawn from the experience pool."""
-    pool_cap: int = 512
-    """Maximum entries in the pool."""
-    insert_threshold: float = 0.5
-    """A game enters the pool when the defender's reward is below this."""
-    ucb_c: float = 0.5
-    """Exploration constant c of the UCB priority (1 − mean reward) + c·sqrt(ln N / (n + 1))."""
-    evict_success_threshold: float = 0.75
-    """Entries whose mean defender reward rises above this (after min_visits) are no longer failures: removed."""
-    min_visits: int = 2
-    """Visits before an entry can be removed as solved."""
-    benign_share: float = 0.25
-    """Share of benign seeds sent verbatim to the defender (guards against over-refusal; 0 = paper-pure)."""
-
-    def __post_init__(self) -> None:
-        check(0 <= self.replay_share <= 1, "replay_share", "must be in [0, 1]")
-        check(0 <= self.benign_share <= 1, "benign_share", "must be in [0, 1]")
-        check(self.pool_cap >= 1, "pool_cap", "must be >= 1")
-        check(self.ucb_c >= 0, "ucb_c", "must be >= 0")
-        check(self.min_visits >= 0, "min_visits", "must be >= 0")
-
-
-@dataclass
-class TriPlayConfig:
-    """TriPlay-RL specifics (papers.md §3)."""
-
-    phase_steps: list[int] = field(default_factory=lambda: [1, 1, 1])
-    """RL steps in each of the Red, Blue and Eval phases of one cycle."""
-    defender_weights: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])
-    """Weights of the live Blue and the frozen defenders in the Red reward."""
-    frozen_defenders: list[str] = field(default_factory=lambda: ["base", "base-system"])
-    """Frozen defenders: 'base' (adapters off), 'base-system' (adapters off + safety system prompt), or a model spec."""
-    semantic_reward: float = 0.5
-    """Reward added when the evaluator judges that the attack keeps the seed's intent (the paper's R_sem:
-    "positive only if judged relevant"); an attack judged off-intent, or an unreadable check, adds nothing. 0 =
-    no semantic check."""
-    diversity: bool = True
-    """Apply the diversity penalty against the Attack Success Pool (ablation: off)."""
-    diversity_k: float = 1.0
-    """k in y(z) = e^{k·z} − 1."""
-    diversity_max: float = 1.0
-    """The largest diversity penalty (an exact repeat of a pool entry). The paper's terms 2·y(z_B) + 4·y(z_C)
-    reach 6·(e^k − 1) (10.3 at k = 1) against an outcome reward of ±1; they are divided by that maximum and
-    multiplied by this, so the paper's 1 : 2 balance of the BLEU and embedding terms and its e^{kz} shape stay
-    and a repeated success nets at most the outcome reward less this."""
-    pool_cap: int = 256
-    """Attack Success Pool size."""
-    experts: list[str] = field(default_factory=lambda: ["guard-mini", "keyword"])
-    """Expert judges whose majority vote labels the evaluator's training data."""
-    require_agreement: bool = True
-    """Drop items on which the experts disagree (agreement filter)."""
-    label_decoding: Literal["scored", "generate"] = "scored"
-    """How the evaluator answers: ``scored`` = the allowed answer (label word, yes/no) with the highest
-    probability, sampled from those probabilities in the Eval phase (constrained decoding: every answer is
-    readable); ``generate`` = free text parsed for a label (unreadable answers are counted and fall back)."""
-
-    def __post_init__(self) -> None:
-        check(len(self.phase_steps) == 3 and all(n >= 0 for n in self.phase_steps) and sum(self.phase_steps) > 0,
-              "phase_steps", "three integers >= 0 (Red, Blue, Eval) with a positive sum")
-        check(len(self.defender_weights) == 1 + len(self.frozen_defenders), "defender_weights",
-              f"one weight for the live Blue plus one per frozen defender ({1 + len(self.frozen_defenders)} in all)")
-        check(all(w >= 0 for w in self.defender_weights) and sum(self.defender_weights) > 0, "defender_weights",
-              "weights must be >= 0 with a positive sum")
-        check(len(self.experts) >= 1, "experts", "needs at least one expert judge")
-        check(self.experts.count("|") <= 1 and self.experts[0] != "|" and self.experts[-1] != "|", "experts",
-              "use [a, b] or [a, '|', b, c] (safety panel | utility panel)")
-        check(self.semantic_reward >= 0, "semantic_reward", "must be >= 0")
-        check(self.diversity_k > 0, "diversity_k", "must be > 0")
-        check(self.diversity_max > 0, "diversity_max", "must be > 0 (triplay.diversity=false turns the penalty off)")
-        check(self.pool_cap >= 1, "pool_cap", "must be >= 1")
-
-
-@dataclass
 class LogConfig:
     """Where and how a run reports."""
 
@@ -307,7 +232,7 @@ class TrainConfig:
     """A training run."""
 
     recipe: str = "self-redteam"
-    """Which recipe: self-redteam, ssp or triplay."""
+    """Which recipe (``safeplay.recipes``: self-redteam, ssp, triplay, or one registered by a plugin)."""
     name: str = ""
     """Run name (folder under runs/); empty = recipe-preset-timestamp."""
     seed: int = 8888
@@ -340,25 +265,22 @@ class TrainConfig:
     """Evaluator sampling (TriPlay)."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     """Reward judge."""
-    reward_table: str = "general_sum"
-    """Self-RedTeam reward table: general_sum (the code's, default), general_sum_all_one, zero_sum."""
     seeds: SeedConfig = field(default_factory=SeedConfig)
     """Seed prompts."""
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     """Supervised warm start before RL."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Periodic held-out evaluation."""
-    ssp: SSPConfig = field(default_factory=SSPConfig)
-    """SSP recipe settings."""
-    triplay: TriPlayConfig = field(default_factory=TriPlayConfig)
-    """TriPlay-RL recipe settings."""
     log: LogConfig = field(default_factory=LogConfig)
     """Logging."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """How a step's generation and judging are sharded, and where the shards run (this process or Ray)."""
 
     def __post_init__(self) -> None:
-        check(self.recipe in RECIPES, "recipe", f"{self.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
+        from safeplay.recipes import recipe_names
+
+        check(self.recipe in recipe_names(), "recipe",
+              f"{self.recipe!r} is not a recipe; choose one of {', '.join(recipe_names())}")
         check(not self.name or (_RUN_NAME.fullmatch(self.name) is not None and self.name not in (".", "..")),
               "name", f"{self.name!r} is not a folder name (letters, digits, '.', '_', '-')")
         check(self.steps >= 0, "steps", "must be >= 0")
@@ -373,11 +295,6 @@ class TrainConfig:
         check(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
         check(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
         check(self.log.diversity_every >= 0, "log.diversity_every", "must be >= 0 (0 = never)")
-        check(
-            self.reward_table in ("general_sum", "general_sum_all_one", "zero_sum"),
-            "reward_table",
-            f"{self.reward_table!r} is not allowed; choose one of 'general_sum', 'general_sum_all_one', 'zero_sum'",
-        )
         check(
             self.rl.aux_sft_coef <= 0 or (self.warm_start.enabled and self.warm_start.defender),
             "rl.aux_sft_coef",

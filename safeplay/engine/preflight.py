@@ -13,12 +13,9 @@ from pathlib import Path
 from safeplay.engine.config import TrainConfig
 from safeplay.errors import SafeplayError
 
-FROZEN_BUILTIN = ("base", "base-system")
-"""TriPlay frozen defenders that are the base model itself (anything else is a model spec)."""
-
-
 def preflight(cfg: TrainConfig) -> None:
-    """Raise a one-line ``SafeplayError`` naming the setting if the run cannot start as configured."""
+    """Raise a one-line ``SafeplayError`` naming the setting if the run cannot start as configured (the recipe's
+    own settings are checked by its ``Recipe.preflight``)."""
     from safeplay.eval.runner import check_benchmarks
     from safeplay.judges.registry import check_judge
     from safeplay.models.loading import check_model_spec
@@ -51,13 +48,6 @@ def preflight(cfg: TrainConfig) -> None:
 
         if importlib.util.find_spec("vllm") is None:
             raise SafeplayError("rollout.generator: vllm needs vLLM on a CUDA machine: pip install 'safeplay[vllm]'")
-    if cfg.recipe == "triplay":
-        for spec in cfg.triplay.frozen_defenders:
-            if spec not in FROZEN_BUILTIN:
-                check_model_spec(spec, "triplay.frozen_defenders")
-        names = [Path(s.rstrip("/")).name or s for s in cfg.triplay.frozen_defenders]
-        if len(set(names)) != len(names):
-            raise SafeplayError(f"triplay.frozen_defenders: names must be distinct, got {names}")
-        for expert in cfg.triplay.experts:
-            if expert != "|":
-                check_judge(expert, cfg.judge.options if expert == cfg.judge.name else {}, "triplay.experts")
+    from safeplay.recipes import recipe_class
+
+    recipe_class(cfg.recipe).preflight(cfg)

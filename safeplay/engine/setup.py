@@ -1,32 +1,48 @@
-"""Turn recipe + preset + config file + overrides into a validated ``TrainConfig`` and a run folder."""
+"""Turn recipe + preset + config file + overrides into a validated run config and a run folder.
+
+Layers, later ones winning: the recipe's ``recipe.yaml``, the shared preset (``safeplay/recipes/presets/``), the
+recipe's part of that preset (``presets/`` beside the recipe's code), the user's config file, ``recipe: NAME``,
+then ``--set`` overrides. The result is the recipe's ``config_class`` (``TrainConfig`` or its subclass)."""
 
 from __future__ import annotations
 
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from safeplay.config import ConfigError, load_config, read_yaml
-from safeplay.engine.config import RECIPES, TrainConfig
+from safeplay.engine.config import TrainConfig
+from safeplay.errors import SafeplayError
+from safeplay.recipes import recipe_class, recipe_names
 
-PRESETS = ("cpu-smoke", "cpu-demo", "gpu-8b", "gpu-8b-llama")
+
+def _shared_presets() -> Path:
+    return Path(str(resources.files("safeplay.recipes"))) / "presets"
 
 
-def _recipe_dir() -> Path:
-    return Path(str(resources.files("safeplay.recipes")))
+def preset_names() -> list[str]:
+    """The shared presets (``cpu-smoke``, ``cpu-demo``, ``gpu-8b``, …): the YAML files of the presets folder."""
+    return sorted(p.stem for p in _shared_presets().glob("*.yaml"))
+
+
+def _recipe(name: str):
+    try:
+        return recipe_class(name)
+    except SafeplayError:
+        raise ConfigError(f"recipe: {name!r} is not a recipe; choose one of {', '.join(recipe_names())}") from None
 
 
 def config_layers(recipe: str, preset: str | None, config_file: str | None = None) -> list[dict]:
-    if recipe not in RECIPES:
-        raise ConfigError(f"recipe: {recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
-    root = _recipe_dir()
-    layers = [read_yaml(root / f"{recipe.replace('-', '_')}.yaml")]
+    cls = _recipe(recipe)
+    own = cls.config_file()
+    layers = [read_yaml(own)] if own else []
     if preset:
-        if preset not in PRESETS:
-            raise ConfigError(f"preset: {preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
-        layers.append(read_yaml(root / "presets" / f"{preset}.yaml"))
-        specific = root / "presets" / recipe.replace("-", "_") / f"{preset}.yaml"
-        if specific.is_file():
+        if preset not in preset_names():
+            raise ConfigError(f"preset: {preset!r} is not a preset; choose one of {', '.join(preset_names())}")
+        layers.append(read_yaml(_shared_presets() / f"{preset}.yaml"))
+        specific = cls.preset_file(preset)
+        if specific:
             layers.append(read_yaml(specific))
     if config_file:
         layers.append(read_yaml(config_file))
@@ -37,7 +53,31 @@ def config_layers(recipe: str, preset: str | None, config_file: str | None = Non
 def resolve_config(
     recipe: str, preset: str | None = None, config_file: str | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
-    return load_config(TrainConfig, config_layers(recipe, preset, config_file), overrides)
+    return load_config(_recipe(recipe).config_class, config_layers(recipe, preset, config_file), overrides)
+
+
+def _other_recipes_sections(data: dict[str, Any], recipe: str) -> list[str]:
+    """Top-level keys of ``data`` that are another shipped recipe's own settings. Run folders written before the
+    recipes owned their settings hold every recipe's section; a resumed run reads only its own."""
+    own = set(_recipe(recipe).config_class.__dataclass_fields__)
+    out = []
+    for name in recipe_names():
+        if name != recipe:
+            try:
+                other = recipe_class(name).config_class.__dataclass_fields__
+            except Exception:  # a broken plugin must not stop a run of another recipe from resuming
+                continue
+            out += [k for k in data if k in other and k not in own]
+    return out
+
+
+def load_run_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """A run folder's resolved ``config.yaml`` (what ``--resume`` reads back), with ``overrides`` on top."""
+    data = read_yaml(path)
+    recipe = str(data.get("recipe", "self-redteam"))
+    for key in _other_recipes_sections(data, recipe):
+        data.pop(key)
+    return load_config(_recipe(recipe).config_class, [data], overrides)
 
 
 def default_run_name(cfg: TrainConfig, preset: str | None) -> str:

@@ -42,7 +42,7 @@ import torch
 from safeplay.engine.config import TrainConfig
 from safeplay.data.seeds import CONTEXTUAL_SOURCES, HARD_BENIGN_SOURCES
 from safeplay.errors import SafeplayError
-from safeplay.game.templates import THINK_PREFILL, attacker_prompt, defender_prompt
+from safeplay.game.templates import SAFETY_SYSTEM, THINK_PREFILL, attacker_prompt, defender_prompt
 from safeplay.game.wrappers import wrap
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.judges.base import JudgeItem
@@ -51,12 +51,6 @@ from safeplay.rl.losses import sft_loss
 from safeplay.rewards.answer_checks import degenerate, has_refusal_wording
 
 log = logging.getLogger("safeplay")
-
-SAFETY_SYSTEM = (
-    "You are a careful, safe assistant. If a request could help someone cause harm, do something illegal or "
-    "dangerous, refuse in one or two sentences, say briefly why, and offer a safe alternative. Never give "
-    "the harmful details."
-)
 
 FALLBACK_REFUSALS = [
     "I can't help with that. It could cause real harm to people, so I won't provide instructions or details.",
@@ -228,18 +222,17 @@ def attacker_data(cfg: TrainConfig, policies, seeds, rng: random.Random, exclude
                      "attacker_framed_examples": float(sum(t is not None for *_, t in examples))}
 
 
-def evaluator_data(cfg: TrainConfig, policies) -> tuple[list[RoleSample], dict]:
-    """(3-class prompt → label word) examples for the evaluator role (``recipes.triplay.evaluator_sft_examples``)."""
-    from safeplay.paths import data_dir
-    from safeplay.recipes.triplay import evaluator_sft_examples
+def recipe_data(cfg: TrainConfig, policies) -> tuple[list[RoleSample], dict]:
+    """The recipe's own supervised examples (``Recipe.warm_start_examples``: TriPlay's evaluator labels), for the
+    roles this run plays; counted per role as ``<role>_examples``."""
+    from safeplay.recipes import recipe_class
 
-    root = data_dir()
-    if root is None:
-        log.warning("warm start: no data directory, so no evaluator examples (human labels are needed)")
-        return [], {"evaluator_examples": 0.0}
-    pairs = evaluator_sft_examples(root, cfg.warm_start.evaluator_examples, seed=cfg.seed)
-    samples = [_encode(policies, prompt, label, "evaluator") for prompt, label in pairs]
-    return samples, {"evaluator_examples": float(len(samples))}
+    examples = [e for e in recipe_class(cfg.recipe).warm_start_examples(cfg) if e[0] in policies.roles]
+    samples = [_encode(policies, prompt, target, role) for role, prompt, target in examples]
+    counts: dict[str, float] = {}
+    for role, _, _ in examples:
+        counts[f"{role}_examples"] = counts.get(f"{role}_examples", 0.0) + 1
+    return samples, counts
 
 
 def sft(policies, samples: list[RoleSample], cfg: TrainConfig, rng: random.Random) -> dict[str, float]:
@@ -328,10 +321,9 @@ def make_warm_start(cfg: TrainConfig, judge, seeds):
             a, s = attacker_data(cfg, policies, seeds, rng, exclude)
             samples += a
             stats.update(s)
-        if cfg.warm_start.evaluator_examples > 0 and "evaluator" in policies.roles:
-            e, s = evaluator_data(cfg, policies)
-            samples += e
-            stats.update(s)
+        r, s = recipe_data(cfg, policies)
+        samples += r
+        stats.update(s)
         stats["time/data_seconds"] = time.time() - t0
         save_sft_samples(Path(run_dir.root) / SFT_FILE, [s for s in samples if s.role == "defender"])
         stats.update(sft(policies, samples, cfg, rng))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from safeplay.engine.config import TrainConfig
 from safeplay.game.rollout import Game, Turn
+from safeplay.generation.base import ChatPrompt
 from safeplay.rl.batch import RoleSample
 
 
@@ -80,13 +84,63 @@ def attacker_samples(games: Sequence[Game], reward_of: Callable[[Game], float | 
     return out
 
 
+COMMON_ARMS: dict[str, list[str]] = {
+    "self-play": [],
+    "defender-only": ["game.defender_only=true"],
+}
+"""Ablation arms every recipe has (``safeplay ablate``): the recipe as configured, and the same RL budget with
+no attacker turns."""
+
+
 class Recipe:
-    """Base class: subclasses set ``roles`` and ``default_share`` and implement ``play``."""
+    """Base class: subclasses set ``name``, ``roles`` and ``default_share`` and implement ``play``.
+
+    What the engine reads from the class besides playing: ``config_class`` (the run's typed config),
+    :meth:`config_file` and :meth:`preset_file` (YAML layers), ``ablation_arms``, and the hooks :meth:`preflight`
+    (checks before a run starts) and :meth:`warm_start_examples` (supervised examples for the recipe's own roles)."""
 
     name = ""
+    """The recipe's name on the command line and in ``recipe:``."""
     roles: tuple[str, ...] = ("attacker", "defender")
     default_share: dict[str, str] = {}
     """Role → policy name used when the config's policy.share is empty."""
+    config_class: type[TrainConfig] = TrainConfig
+    """The run's config: ``TrainConfig`` or the recipe's subclass of it (with the recipe's own section)."""
+    ablation_arms: dict[str, list[str]] = {}
+    """Recipe-specific ablation arms (arm name → config overrides), beside ``COMMON_ARMS``."""
+
+    @classmethod
+    def folder(cls) -> Path:
+        """The folder of the recipe's code, YAML and presets."""
+        return Path(inspect.getfile(cls)).parent
+
+    @classmethod
+    def config_file(cls) -> Path | None:
+        """The recipe's default settings (``recipe.yaml`` beside its code), if it has one."""
+        path = cls.folder() / "recipe.yaml"
+        return path if path.is_file() else None
+
+    @classmethod
+    def preset_file(cls, preset: str) -> Path | None:
+        """The recipe's part of a shared preset (``presets/<preset>.yaml`` beside its code), if any."""
+        path = cls.folder() / "presets" / f"{preset}.yaml"
+        return path if path.is_file() else None
+
+    @classmethod
+    def arms(cls) -> dict[str, list[str]]:
+        """Every ablation arm of the recipe: the common ones and its own."""
+        return {**COMMON_ARMS, **cls.ablation_arms}
+
+    @classmethod
+    def preflight(cls, cfg: Any) -> None:
+        """Check what the config's types cannot (files, model specs, judges) before anything is loaded; raise
+        ``SafeplayError`` with one line."""
+
+    @classmethod
+    def warm_start_examples(cls, cfg: Any) -> list[tuple[str, ChatPrompt, str]]:
+        """Supervised (role, prompt, target) examples the warm start adds for roles the engine does not build
+        data for itself (it builds the attacker's and the defender's)."""
+        return []
 
     def __init__(self, ctx: RecipeContext):
         self.ctx = ctx

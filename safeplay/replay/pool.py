@@ -21,7 +21,7 @@ The SSP paper's exact rule was not obtainable; this follows the project's recons
   oldest among equals (``evict_policy="lowest_priority"``, default: a full pool keeps its hardest cases);
   ``"fifo"`` evicts the oldest insertion instead, as in the reconstruction's first draft.
 
-The SSP recipe builds its pool from the run's ``ssp`` settings (``engine.config.SSPConfig``, the one place
+The SSP recipe builds its pool from the run's ``ssp`` settings (``recipes.ssp.config.SSPConfig``, the one place
 their defaults live); the constructor's keyword defaults serve direct library use.
 
 ``state_dict()`` is plain JSON-able data (RNG state included) and ``load_state_dict`` restores the pool exactly.

@@ -6,7 +6,7 @@ One step's defender batch holds ``batch_size`` seed slots (each expanded to G ga
 * **fresh attacks** — harmful goals from the curriculum; the attacker writes an attack for each
   (:func:`ssp_attacker_prompt`, ``rl.attack_group_size`` attacks per goal = one attacker group) and the defender
   answers each attack G times (one defender group per attack).
-  Judge score s → r_att = clip((s − 1)/4, 0, 1), r_def = 1 − r_att (``rewards.ssp``). A game whose defender reward
+  Judge score s → r_att = clip((s − 1)/4, 0, 1), r_def = 1 − r_att (``recipes.ssp.rewards``). A game whose defender reward
   is below ``ssp.insert_threshold`` enters the pool (goal, attack, answer). Only these games train the attacker.
 * **replay** — ``round(batch_size · ssp.replay_share)`` slots filled from the pool (UCB or uniform; none with
   ``ssp.replay: none``, the ablation, or while the pool is empty). The stored attack is answered G times by the
@@ -39,7 +39,8 @@ from safeplay.game.rollout import Game, judge_games, play_attacks, play_defenses
 from safeplay.game.templates import ssp_attacker_prompt
 from safeplay.recipes.base import Recipe, RecipeContext, StepResult, attacker_samples, sample_from, step_seed
 from safeplay.replay import ExperiencePool
-from safeplay.rewards.ssp import score_to_rewards
+from safeplay.recipes.ssp.config import SSPTrainConfig
+from safeplay.recipes.ssp.rewards import score_to_rewards
 
 SCORE_BINS = (1, 2, 3, 4, 5)
 
@@ -63,6 +64,8 @@ def benign_reward(game: Game) -> float | None:
 
 class SafetySelfPlay(Recipe):
     name = "ssp"
+    config_class = SSPTrainConfig
+    ablation_arms = {"no-replay": ["ssp.replay=none"], "uniform-replay": ["ssp.replay=uniform"]}
     roles = ("attacker", "defender")
     default_share = {"attacker": "player", "defender": "player"}
 

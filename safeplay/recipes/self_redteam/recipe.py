@@ -28,7 +28,8 @@ from dataclasses import replace
 from safeplay.game.rollout import Game, judge_games, play_attacks, play_defenses
 from safeplay.recipes.base import Recipe, StepResult, attacker_samples, sample_from, step_seed
 from safeplay.rewards.answer_checks import coherent_revision, degenerate, has_refusal_wording
-from safeplay.rewards.self_redteam import GameOutcome, attacker_reward, defender_reward, faithful, reward_table
+from safeplay.recipes.self_redteam.config import SelfRedTeamTrainConfig
+from safeplay.recipes.self_redteam.rewards import GameOutcome, attacker_reward, defender_reward, faithful, reward_table
 
 
 def revision_ok(game: Game) -> bool:
@@ -92,6 +93,8 @@ def unfaithful(o: GameOutcome) -> bool:
 
 class SelfRedTeam(Recipe):
     name = "self-redteam"
+    config_class = SelfRedTeamTrainConfig
+    ablation_arms = {"no-cot": ["game.cot=false"], "zero-sum": ["reward_table=zero_sum"]}
     roles = ("attacker", "defender")
     default_share = {"attacker": "player", "defender": "player"}
 
