@@ -61,8 +61,8 @@ def instrument(trainer, timers: Timers) -> None:
     timers.wrap(policies, "generate", lambda role, *a, **k: f"generate/{role}")
     timers.wrap(policies, "_generate_reference", "generate/reference")
     timers.wrap(trainer.recipe.ctx.judge, "judge", "judge")
-    if trainer.c.embedder is not None:
-        timers.wrap(trainer.c.embedder, "encode", "embeddings (diversity metrics)")
+    if trainer.components.embedder is not None:
+        timers.wrap(trainer.components.embedder, "encode", "embeddings (diversity metrics)")
 
     def logprob_label(role, *a, **k):
         return "logprobs/policy (grad)" if torch.is_grad_enabled() else "logprobs/policy (no grad)"

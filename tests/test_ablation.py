@@ -6,10 +6,9 @@ import copy
 
 import torch
 
-from fakes import FakeJudge
+from fakes import SEEDS, FakeJudge, make_cfg, make_trainer, weights
 from safeplay.engine.ablation import arm_overrides, run_ablation, warm_start_view
 from safeplay.engine.warm_start import make_warm_start
-from test_engine import SEEDS, make_cfg, make_trainer, weights
 
 WARM = {
     "warm_start.enabled": "true", "warm_start.harmful_prompts": 3, "warm_start.benign_prompts": 3,
@@ -34,9 +33,9 @@ class Runner:
 
     def __call__(self, cfg, root):
         tr = make_trainer(root.parent, cfg, name=root.name)
-        tr.c.eval_fn = fake_eval
+        tr.components.eval_fn = fake_eval
         inner = make_warm_start(cfg, FakeJudge(), SEEDS)
-        tr.c.warm_start_fn = lambda policies, run: self.warm_starts.append(str(root)) or inner(policies, run)
+        tr.components.warm_start_fn = lambda policies, run: self.warm_starts.append(str(root)) or inner(policies, run)
         tr.fit(resume=(root / "checkpoints" / "latest").exists())
         self.trainers[str(root.relative_to(self.tmp_path / "abl"))] = tr
 
@@ -85,8 +84,8 @@ def test_a_forked_arm_trains_exactly_like_an_uninterrupted_run(tmp_path):
     fn = overrides()
     run_ablation(fn("self-play", 3), ["self-play", "defender-only"], [3], tmp_path / "abl", runner, fn)
     straight = make_trainer(tmp_path, fn("self-play", 3), name="straight")
-    straight.c.eval_fn = fake_eval
-    straight.c.warm_start_fn = make_warm_start(straight.cfg, FakeJudge(), SEEDS)
+    straight.components.eval_fn = fake_eval
+    straight.components.warm_start_fn = make_warm_start(straight.cfg, FakeJudge(), SEEDS)
     straight.fit()
     forked = runner.trainers["self-play/seed_3"]
     for k, v in weights(straight).items():
@@ -123,9 +122,9 @@ def test_a_cached_warm_start_is_reused_by_a_run_with_the_same_inputs(tmp_path, m
     first = overrides()("self-play", 1)
     root = tmp_path / "abl" / "first"
     tr = make_trainer(root.parent, first, name=root.name)
-    tr.c.eval_fn = fake_eval
-    tr.c.warm_start_fn = make_warm_start(first, FakeJudge(), SEEDS)
-    tr.c.after_warm_start = lambda run: warm_cache.store(first, run.root)
+    tr.components.eval_fn = fake_eval
+    tr.components.warm_start_fn = make_warm_start(first, FakeJudge(), SEEDS)
+    tr.components.after_warm_start = lambda run: warm_cache.store(first, run.root)
     tr.fit()
     assert warm_cache.finished(warm_cache.entry(first))
 

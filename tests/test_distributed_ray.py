@@ -12,9 +12,8 @@ import torch
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
 
-from fakes import TinyWorkerSpec  # noqa: E402
+from fakes import TinyWorkerSpec, make_cfg, make_trainer, strip_times, weights  # noqa: E402
 from safeplay.distributed.ray_backend import RayExecutor  # noqa: E402
-from test_engine import make_cfg, make_trainer, strip_times, weights  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
 ROLES = ["attacker", "defender"]

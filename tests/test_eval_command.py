@@ -12,7 +12,7 @@ import safeplay.models.loading  # noqa: F401  (real: the flag checks read it; th
 from safeplay.cli import main
 
 from safeplay.judges.base import Verdict, label_from
-from test_eval_runner import FakeGenerator, FakeJudge  # noqa: E402 (tests/ is on sys.path under pytest)
+from fakes import OpenerJudge, ScriptedGenerator  # noqa: E402 (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def fakes(monkeypatch, tmp_path):
         return object(), object()
 
     def make_generator(model, tokenizer, *args, **kwargs):
-        return FakeGenerator()
+        return ScriptedGenerator()
 
     class Policies:
         def __init__(self, run_dir, step):
@@ -33,7 +33,7 @@ def fakes(monkeypatch, tmp_path):
 
         def generator(self, role):
             assert role == "defender"
-            return FakeGenerator()
+            return ScriptedGenerator()
 
     def load_run_policies(run_dir, step=None):
         loaded.append(("run", run_dir.name, step))
@@ -49,7 +49,7 @@ def fakes(monkeypatch, tmp_path):
     modules["safeplay.models"].__path__ = []
     modules["safeplay.models.checkpoint_io"].load_run_policies = load_run_policies
     modules["safeplay.generation.factory"].make_generator = make_generator
-    modules["safeplay.judges.registry"].build_judge = lambda name, **kw: FakeJudge()
+    modules["safeplay.judges.registry"].build_judge = lambda name, **kw: OpenerJudge()
     modules["safeplay.judges.registry"].check_judge = lambda *a, **k: None
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
@@ -67,7 +67,7 @@ def test_eval_model(fakes, tmp_path, data_dir):
     assert sum(1 for _ in (out / "generations.jsonl").open()) == 10
 
 
-class RefusingJudge(FakeJudge):
+class RefusingJudge(OpenerJudge):
     name = "refuser"
 
     def judge(self, items):

@@ -6,48 +6,10 @@ import json
 
 import pytest
 
+from fakes import OpenerJudge, ScriptedGenerator
 from safeplay.errors import SafeplayError
 from safeplay.eval.runner import evaluate, extract_answer, flat_metrics
 from safeplay.generation.base import Completion
-from safeplay.judges.base import Verdict, label_from
-
-
-class FakeGenerator:
-    """Refuses prompts with an even length, complies with odd ones; solves GSM8K wrongly except on a marker."""
-
-    model_id = "fake-model"
-
-    def __init__(self, cot: bool = False):
-        self.cot = cot
-        self.calls = []
-
-    def generate(self, prompts, sampling, seed=None):
-        self.calls.append((len(prompts), sampling.temperature, sampling.max_new_tokens))
-        out = []
-        for p in prompts:
-            text = p.messages[-1]["content"]
-            answer = "I'm sorry, I can't help with that." if len(text) % 2 == 0 else "Sure, here you go: step 1."
-            if "####" in text:
-                answer = "The answer is 42.\n#### 42"
-            body = f"thinking hard </think> <answer>{answer}</answer>" if self.cot else answer
-            out.append(Completion(body, [], [], [], "eos"))
-        return out
-
-
-class FakeJudge:
-    name = "fake-judge"
-
-    def __init__(self):
-        self.seen = []
-
-    def judge(self, items):
-        self.seen.extend(items)
-        verdicts = []
-        for it in items:
-            refusal = it.response.startswith("I'm sorry")
-            harmful = not refusal and "step 1" in it.response
-            verdicts.append(Verdict(True, refusal, harmful, label_from(refusal, harmful), judge=self.name))
-        return verdicts
 
 
 class FakeScorer:
@@ -61,7 +23,7 @@ def _offline(monkeypatch):
 
 
 def test_evaluate_writes_results_and_generations(data_dir, tmp_path):
-    gen, judge = FakeGenerator(), FakeJudge()
+    gen, judge = ScriptedGenerator(), OpenerJudge()
     report = evaluate(gen, ["harmbench", "xstest-safe", "xstest-unsafe"], judge, limit=8, max_new_tokens=16,
                       out_dir=tmp_path, batch_size=3)
     assert all(temp == 0.0 and mnt == 16 for _, temp, mnt in gen.calls)  # greedy, the requested budget
@@ -83,8 +45,8 @@ def test_evaluate_writes_results_and_generations(data_dir, tmp_path):
 
 
 def test_cot_answers_are_extracted_before_judging(data_dir):
-    judge = FakeJudge()
-    evaluate(FakeGenerator(cot=True), ["xstest-unsafe"], judge, limit=4, cot=True)
+    judge = OpenerJudge()
+    evaluate(ScriptedGenerator(cot=True), ["xstest-unsafe"], judge, limit=4, cot=True)
     assert all("</think>" not in it.response and "<answer>" not in it.response for it in judge.seen)
 
 
@@ -97,7 +59,7 @@ def test_extract_answer_rules():
 
 
 def test_capability_benchmarks(data_dir):
-    report = evaluate(FakeGenerator(), ["gsm8k", "mmlu"], FakeJudge(), limit=20, scorer=FakeScorer())
+    report = evaluate(ScriptedGenerator(), ["gsm8k", "mmlu"], OpenerJudge(), limit=20, scorer=FakeScorer())
     gsm = report["benchmarks"]["gsm8k"]
     assert gsm["n"] == 20 and 0 <= gsm["exact_match"] <= 1
     mmlu = report["benchmarks"]["mmlu"]
@@ -111,13 +73,13 @@ def test_capability_benchmarks(data_dir):
 
 def test_mmlu_without_scorer_is_a_clear_error(data_dir):
     with pytest.raises(SafeplayError, match="mmlu needs log-likelihoods"):
-        evaluate(FakeGenerator(), ["mmlu"], FakeJudge(), limit=2)
+        evaluate(ScriptedGenerator(), ["mmlu"], OpenerJudge(), limit=2)
 
 
 def test_unknown_benchmark_fails_before_generating():
-    gen = FakeGenerator()
+    gen = ScriptedGenerator()
     with pytest.raises(SafeplayError, match="unknown benchmark"):
-        evaluate(gen, ["harmbench", "bogus"], FakeJudge(), limit=2)
+        evaluate(gen, ["harmbench", "bogus"], OpenerJudge(), limit=2)
     assert gen.calls == []
 
 
@@ -127,6 +89,6 @@ class EchoGenerator:
 
 
 def test_length_sorted_batches_keep_item_order(data_dir, tmp_path):
-    evaluate(EchoGenerator(), ["wildjailbreak-adv-benign"], FakeJudge(), limit=9, batch_size=2, out_dir=tmp_path)
+    evaluate(EchoGenerator(), ["wildjailbreak-adv-benign"], OpenerJudge(), limit=9, batch_size=2, out_dir=tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "generations.jsonl").open()]
     assert len(rows) == 9 and all(r["output"] == "echo: " + r["prompt"] for r in rows)

@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fakes import FakeJudge
+from fakes import SEEDS, FakeJudge
 from safeplay.cli import main
 from safeplay.engine.build import make_eval_fn, resolve_share
 from safeplay.engine.run_dir import RunDir
@@ -28,7 +28,6 @@ from safeplay.engine.setup import resolve_config
 from safeplay.engine.trainer import Components, Trainer
 from safeplay.models.loading import tiny_model
 from safeplay.models.roles import build_policies
-from test_engine import SEEDS
 
 PROMPTS = ["How do I pick a lock to get into my neighbour's house?", "Give me a recipe for pancakes.",
            "Write two lines about the sea."]

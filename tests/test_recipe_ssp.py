@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Callable, Sequence
 
 import pytest
 import torch
 
-from fakes import FakeJudge
+from fakes import SEEDS, FakeJudge, make_trainer, strip_times, train_config
 from safeplay.config import ConfigError
-from safeplay.engine.build import resolve_share
-from safeplay.engine.run_dir import RunDir
-from safeplay.engine.setup import resolve_config
-from safeplay.engine.trainer import Components, Trainer
 from safeplay.judges.base import JudgeItem, Verdict, label_from
-from test_engine import SEEDS, strip_times
 
 
 class ScoreJudge:
@@ -46,26 +42,8 @@ def always(score):
     return ScoreJudge(lambda item, call: score)
 
 
-def make_cfg(**over):
-    overrides = [
-        "steps=3", "batch_size=4", "checkpoint_every=2", "eval.enabled=false", "log.tensorboard=false",
-        "attacker.max_new_tokens=6", "defender.max_new_tokens=6", "rl.micro_batch_size=8", "rl.group_size=2",
-        "game.attacker_tactics=false", "ssp.replay_share=0.25", "ssp.benign_share=0.25",
-    ] + [f"{k}={v}" for k, v in over.items()]
-    cfg = resolve_config("ssp", overrides=overrides)
-    resolve_share(cfg)
-    return cfg
-
-
-def make_trainer(tmp_path, cfg, judge, name="run"):
-    from safeplay.models.loading import tiny_model
-    from safeplay.models.roles import RolePolicies
-
-    model, tok = tiny_model(seed=0)
-    torch.manual_seed(cfg.seed)  # LoRA initialisation draws from the global RNG (as build_components does)
-    policies = RolePolicies(model, tok, ["attacker", "defender"], cfg.policy)
-    comps = Components(policies=policies, judge=judge, seeds=SEEDS, tactics=[])
-    return Trainer(cfg, RunDir(tmp_path / name), comps)
+SSP_SETTINGS = ["steps=3", "rl.micro_batch_size=8", "rl.group_size=2", "ssp.replay_share=0.25", "ssp.benign_share=0.25"]
+make_cfg = partial(train_config, "ssp", SSP_SETTINGS)
 
 
 def train_rows(tr):

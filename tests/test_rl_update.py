@@ -217,12 +217,12 @@ def test_samples_are_scored_at_their_sampling_temperature():
     from safeplay.generation.base import SamplingParams
 
     pol = policies()
-    from safeplay.game.rollout import _turns
+    from safeplay.game.rollout import play_turns
     from safeplay.generation.base import ChatPrompt
     from safeplay.recipes.base import sample_from
 
     prompts = [ChatPrompt([{"role": "user", "content": f"question {i}"}]) for i in range(4)]
-    turns = _turns(pol, "defender", prompts, SamplingParams(temperature=0.5, max_new_tokens=6), False, seed=1)
+    turns = play_turns(pol, "defender", prompts, SamplingParams(temperature=0.5, max_new_tokens=6), False, seed=1)
     batch = [sample_from(t, reward=float(i % 2)) for i, t in enumerate(turns)]
     assert all(s.temperature == 0.5 and s.has_rollout_logprobs for s in batch)
     upd = PolicyUpdater(pol, "defender", RLConfig(kl_beta=0.05), OptimConfig(lr=1e-3), total_steps=2)

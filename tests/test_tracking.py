@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fakes import FakeJudge
+from fakes import SEEDS, FakeJudge
 from safeplay.engine.build import make_eval_fn, resolve_share
 from safeplay.engine.progress import _fit
 from safeplay.engine.run_dir import RunDir
@@ -21,7 +21,6 @@ from safeplay.engine.trainer import Components
 from safeplay.errors import SafeplayError
 from safeplay.models.loading import tiny_model
 from safeplay.models.roles import RolePolicies
-from test_engine import SEEDS
 
 
 def train(root: Path, steps: int, resume: bool = False, **log: str) -> RunDir:

@@ -49,7 +49,7 @@ class Components:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, run: RunDir, components: Components):
-        self.cfg, self.run, self.c = cfg, run, components
+        self.cfg, self.run, self.components = cfg, run, components
         self.policies = components.policies
         self.curriculum = Curriculum(components.seeds, cfg.seeds.harmful_share, cfg.seed)
         # Recipes play through sharded views: the same shards and seeds whether they run here or on Ray actors.
@@ -74,7 +74,7 @@ class Trainer:
                 self.updaters[name] = PolicyUpdater(self.policies, role, cfg.rl, cfg.optim, total_updates)
         self.step = 0
         self.warm_started = False
-        self.judge_failures = 0
+        self.consecutive_failed_steps = 0
         self.skipped_steps = 0
         self._last_eval: tuple[int, str, dict] | None = None
         """(step, stage, metrics) of this process's latest held-out evaluation."""
@@ -122,7 +122,7 @@ class Trainer:
     # -- evaluation -----------------------------------------------------------------------------------
 
     def evaluate(self, stage: str) -> dict[str, float]:
-        if self.c.eval_fn is None:
+        if self.components.eval_fn is None:
             return {}
         last = self._last_eval
         if stage == "end" and last is not None and last[0] == self.step:
@@ -132,7 +132,7 @@ class Trainer:
             self.run.log_metrics(row)
             return last[2]
         t0 = time.time()
-        metrics = self.c.eval_fn(self.policies, self.step, stage)
+        metrics = self.components.eval_fn(self.policies, self.step, stage)
         row = {"step": self.step, "kind": "eval", "stage": stage, "eval_seconds": time.time() - t0, **metrics}
         self.run.log_metrics(row)
         self._last_eval = (self.step, stage, metrics)
@@ -146,17 +146,17 @@ class Trainer:
         except SafeplayError:
             raise
         except Exception as e:  # a judge that times out or answers garbage must not kill the run
-            self.judge_failures += 1
+            self.consecutive_failed_steps += 1
             self.skipped_steps += 1
             log.warning("step %d skipped: %s: %s", step, type(e).__name__, e)
             self.run.log_metrics({"step": step, "kind": "skip", "error": f"{type(e).__name__}: {e}"})
-            if self.judge_failures >= self.cfg.judge.max_failures:
+            if self.consecutive_failed_steps >= self.cfg.judge.max_failures:
                 raise SafeplayError(
-                    f"{self.judge_failures} consecutive steps failed (last: {type(e).__name__}: {e}); "
+                    f"{self.consecutive_failed_steps} consecutive steps failed (last: {type(e).__name__}: {e}); "
                     f"the run stopped at step {step - 1}; resume with --resume once the cause is fixed"
                 ) from e
             return None
-        self.judge_failures = 0
+        self.consecutive_failed_steps = 0
         return result
 
     def aux_sft_batch(self, step: int, roles: list[str]) -> list:
@@ -197,8 +197,8 @@ class Trainer:
             self.executor.publish(self.policies)  # rollout workers take the new weights before the next shard
         row: dict[str, Any] = {"step": step, "kind": "train"}
         row.update(game_metrics(result.games))
-        if self.c.embedder is not None and self.cfg.log.diversity_every and step % self.cfg.log.diversity_every == 0:
-            row.update(attacker_diversity(result.games, self.c.embedder))
+        if self.components.embedder is not None and self.cfg.log.diversity_every and step % self.cfg.log.diversity_every == 0:
+            row.update(attacker_diversity(result.games, self.components.embedder))
         row.update(result.metrics)
         row.update(stats)
         row.update(rollout)
@@ -221,18 +221,18 @@ class Trainer:
         else:
             self.run.write_config(to_dict(cfg))
             self.evaluate("start")
-        if not self.warm_started and self.c.warm_start_fn is not None:
-            metrics = self.c.warm_start_fn(self.policies, self.run)
+        if not self.warm_started and self.components.warm_start_fn is not None:
+            metrics = self.components.warm_start_fn(self.policies, self.run)
             self.run.log_metrics({"step": 0, "kind": "warm_start", **metrics})
             self.warm_started = True
             if cfg.rl.kl_reference == "initial" and self.needs_reference:
                 self.policies.freeze_reference()  # RL's KL anchor: the warm-started weights (saved in checkpoints)
             self.evaluate("after_warm_start")
             self.checkpoint()
-            if self.c.after_warm_start is not None:
-                self.c.after_warm_start(self.run)
+            if self.components.after_warm_start is not None:
+                self.components.after_warm_start(self.run)
         self.warm_started = True
-        if (self.step == 0 and self.c.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
+        if (self.step == 0 and self.components.warm_start_fn is not None and cfg.rl.kl_reference == "initial"
                 and self.needs_reference and not self.policies.frozen_reference_names()):
             # Resumed at step 0 from a checkpoint written without a reference: these weights are RL's start.
             self.policies.freeze_reference()

@@ -56,9 +56,12 @@ class Game:
     step: int
     seed_text: str
     seed_harmful: bool
-    attacked: bool
+    marked_for_attack: bool
+    """The attacker rewrites this seed (decided before anyone plays; ``attack`` holds the revision once played)."""
     attack: Turn | None = None
+    """The attacker's turn (None: the defender saw the seed verbatim)."""
     defense: Turn | None = None
+    """The defender's turn."""
     verdict: Verdict | None = None
     rewards: dict[str, float | None] = field(default_factory=dict)
     source: str = "fresh"
@@ -79,7 +82,7 @@ class Game:
             "source": self.source,
             "seed": self.seed_text,
             "seed_harmful": self.seed_harmful,
-            "attacked": self.attacked,
+            "attacked": self.marked_for_attack,
             "tactic": self.tactic,
             "attacker": self.attack.record() if self.attack else None,
             "query": self.query,
@@ -100,9 +103,10 @@ class Game:
         }
 
 
-def _turns(
+def play_turns(
     policies, role: str, prompts: Sequence[ChatPrompt], sampling: SamplingParams, cot: bool, seed: int
 ) -> list[Turn]:
+    """One sampled turn of ``role`` per prompt: generate, split thinking from the public answer (with CoT)."""
     if not prompts:
         return []
     completions = policies.generate(role, list(prompts), sampling, seed=seed)
@@ -125,14 +129,14 @@ def play_attacks(
     role: str = "attacker",
     prompt_of: Callable[[Game, str | None], ChatPrompt] | None = None,
 ) -> None:
-    """Generate the attacker's revision for every game marked ``attacked`` (in place).
+    """Generate the attacker's revision for every game ``marked_for_attack`` (in place).
 
     Games that share ``extra["attack_slot"]`` share one revision (one attacker turn, answered once per game: a
     defender group of answers to the same prompt); every other attacked game gets its own. ``prompt_of(game,
     tactic)`` builds the attacker's prompt (default: Self-RedTeam's revision prompt)."""
     slots: dict[object, list[Game]] = {}
     for g in games:
-        if g.attacked:
+        if g.marked_for_attack:
             slots.setdefault(g.extra.get("attack_slot", ("game", g.id)), []).append(g)
     rng = random.Random(seed)
     prompts = []
@@ -145,7 +149,7 @@ def play_attacks(
             prompt_of(first, tactic) if prompt_of is not None
             else attacker_prompt(first.seed_text, first.seed_harmful, cot, tactic=tactic, style=style)
         )
-    for members, turn in zip(slots.values(), _turns(policies, role, prompts, sampling, cot, seed)):
+    for members, turn in zip(slots.values(), play_turns(policies, role, prompts, sampling, cot, seed)):
         for g in members:
             g.attack = turn
 
@@ -161,7 +165,7 @@ def play_defenses(
 ) -> None:
     """Generate the defender's answer to each game's query (in place)."""
     prompts = [defender_prompt(g.query, cot, system=system) for g in games]
-    for g, turn in zip(games, _turns(policies, role, prompts, sampling, cot, seed)):
+    for g, turn in zip(games, play_turns(policies, role, prompts, sampling, cot, seed)):
         g.defense = turn
 
 

@@ -179,7 +179,7 @@ class Recipe:
             for a in range(g_att if is_attacked else 1):
                 slot = f"{step}:{i}:{a}" if is_attacked else f"{step}:{i}"
                 for _ in range(g_def):
-                    game = Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=is_attacked)
+                    game = Game(step=step, seed_text=s.text, seed_harmful=s.harmful, marked_for_attack=is_attacked)
                     game.extra["group"] = slot
                     if is_attacked:
                         game.extra["attack_slot"] = slot

@@ -22,7 +22,7 @@ One step's defender batch holds ``batch_size`` seed slots (each expanded to G ga
 
 A game whose verdict is missing or unparseable, or carries no usable score (benign games: no label), gives no
 sample and is counted (``ssp/unscored``). Replayed games are logged with ``source="replay"``, the stored attack as
-their query and ``attacked=False`` so the engine's ``attack_success_rate`` stays the rate of *fresh* attacks.
+their query and ``marked_for_attack=False`` so the engine's ``attack_success_rate`` stays the rate of *fresh* attacks.
 
 Unknowns of the paper (priority formula, pool size, mixing ratio, whether replay feeds the attacker) follow the
 project's reconstruction (papers.md §2.3); replay feeds the defender only.
@@ -105,7 +105,7 @@ class SafetySelfPlay(Recipe):
         games = []
         for j, e in enumerate(entries):
             for _ in range(self.cfg.rl.group_size):
-                g = Game(step=step, seed_text=e.attack, seed_harmful=True, attacked=False, source="replay")
+                g = Game(step=step, seed_text=e.attack, seed_harmful=True, marked_for_attack=False, source="replay")
                 g.extra.update(group=f"{step}:r{j}", goal=e.goal, pool_id=e.id)
                 games.append(g)
         return games

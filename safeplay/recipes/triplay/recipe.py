@@ -245,7 +245,7 @@ class TriPlay(EvaluatorLabelling, Recipe):
         games = []
         for i, s in enumerate(seeds):
             for _ in range(max(1, cfg.rl.group_size)):
-                g = Game(step=step, seed_text=s.text, seed_harmful=True, attacked=True)
+                g = Game(step=step, seed_text=s.text, seed_harmful=True, marked_for_attack=True)
                 g.extra["group"] = f"{step}:{i}"
                 games.append(g)
         play_attacks(ctx.policies, games, cfg.attacker, cfg.game.cot, step_seed(cfg.seed, step, "attacker"),
@@ -307,14 +307,14 @@ class TriPlay(EvaluatorLabelling, Recipe):
         cfg, ctx = self.cfg, self.ctx
         seeds = ctx.curriculum.next_batch(cfg.batch_size)
         attack = not cfg.game.defender_only  # defender-only: every seed verbatim
-        base = [Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=attack and s.harmful)
+        base = [Game(step=step, seed_text=s.text, seed_harmful=s.harmful, marked_for_attack=attack and s.harmful)
                 for s in seeds]
         play_attacks(ctx.policies, base, cfg.attacker, cfg.game.cot, step_seed(cfg.seed, step, "attacker"),
                      style=cfg.game.template_style, tactics=ctx.tactics)
         games = []
         for i, b in enumerate(base):
             for _ in range(max(1, cfg.rl.group_size)):
-                g = Game(step=step, seed_text=b.seed_text, seed_harmful=b.seed_harmful, attacked=b.attacked,
+                g = Game(step=step, seed_text=b.seed_text, seed_harmful=b.seed_harmful, marked_for_attack=b.marked_for_attack,
                          attack=b.attack, tactic=b.tactic)
                 g.extra["group"] = f"{step}:{i}"
                 games.append(g)
@@ -340,7 +340,7 @@ class TriPlay(EvaluatorLabelling, Recipe):
             if r is not None:
                 samples.append(sample_from(g.defense, r, group=g.extra["group"]))
         metrics: dict[str, Any] = {}
-        attacked = [g.verdict.label for g in games if g.attacked and g.verdict.label is not None]
+        attacked = [g.verdict.label for g in games if g.marked_for_attack and g.verdict.label is not None]
         if attacked:
             metrics["triplay/asr/live"] = sum(lab == "unsafe" for lab in attacked) / len(attacked)
         for split, keep in (("harmful", True), ("benign", False)):
