@@ -42,7 +42,7 @@ import torch
 from safeplay.engine.config import TrainConfig
 from safeplay.data.seeds import CONTEXTUAL_SOURCES, HARD_BENIGN_SOURCES
 from safeplay.errors import SafeplayError
-from safeplay.game.templates import SAFETY_SYSTEM, THINK_PREFILL, attacker_prompt, defender_prompt
+from safeplay.game.templates import SAFETY_SYSTEM, attacker_prompt, defender_prompt
 from safeplay.game.wrappers import wrap
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.judges.base import JudgeItem

@@ -44,20 +44,19 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 from typing import Any, Sequence
 
 from safeplay.errors import SafeplayError
-from safeplay.game.cot import parse_cot
 from safeplay.game.rollout import Game, Turn, play_attacks, play_defenses
-from safeplay.game.templates import SAFETY_SYSTEM, defender_prompt, evaluator_prompt, parse_evaluator_label
+from safeplay.game.templates import evaluator_prompt, parse_evaluator_label
 from safeplay.generation.base import ChatPrompt
 from safeplay.judges.base import JudgeItem, Label, Verdict
 from safeplay.recipes.base import Recipe, RecipeContext, StepResult, sample_from, step_seed
 from safeplay.recipes.triplay.config import TriPlayTrainConfig
 from safeplay.recipes.triplay.evaluator import EvaluatorLabelling
+from safeplay.recipes.triplay.frozen import FrozenDefender, FrozenDefenders
 from safeplay.recipes.triplay.labels import LABELS, evaluator_sft_examples, heldout_items
 from safeplay.recipes.triplay.rewards import blue_reward, evaluator_reward, red_reward
 from safeplay.rewards.diversity import AttackSuccessPool, diversity_penalties, sbert_diversity, self_bleu
@@ -78,16 +77,7 @@ def phase_index(step: int, phase_steps: Sequence[int]) -> int:
     raise AssertionError("unreachable")
 
 
-@dataclass
-class FrozenDefender:
-    """A defender that never learns and only answers Red's attacks."""
-
-    name: str
-    generator: Any
-    system: str | None = None
-
-
-class TriPlay(EvaluatorLabelling, Recipe):
+class TriPlay(EvaluatorLabelling, FrozenDefenders, Recipe):
     name = "triplay"
     config_class = TriPlayTrainConfig
     ablation_arms = {"no-diversity": ["triplay.diversity=false"]}
@@ -169,35 +159,6 @@ class TriPlay(EvaluatorLabelling, Recipe):
         self.totals = dict(state["totals"])
 
     # -- parts ----------------------------------------------------------------------------------------
-
-    def frozen_defenders(self) -> list[FrozenDefender]:
-        if self._frozen is None:
-            out = []
-            for spec in self.cfg.triplay.frozen_defenders:
-                if spec == "base":
-                    out.append(FrozenDefender("base", self.ctx.policies.base_generator()))
-                elif spec == "base-system":
-                    out.append(FrozenDefender("base-system", self.ctx.policies.base_generator(), SAFETY_SYSTEM))
-                else:
-                    out.append(FrozenDefender(Path(spec.rstrip("/")).name or spec, self._load_model(spec)))
-            names = [d.name for d in out]
-            if len(set(names)) != len(names):
-                raise SafeplayError(f"triplay.frozen_defenders: names must be distinct, got {names}")
-            self._frozen = out
-        return self._frozen
-
-    def _load_model(self, spec: str):
-        from safeplay.generation.factory import make_generator
-        from safeplay.models.loading import load_model
-
-        model, tok = load_model(spec, self.cfg.model.dtype, self.cfg.model.device)
-        return make_generator(model, tok, self.cfg.rl.micro_batch_size, self.cfg.policy.generator)
-
-    def frozen_answers(self, d: FrozenDefender, games: Sequence[Game], seed: int) -> list[str]:
-        cot = self.cfg.game.cot
-        prompts = [defender_prompt(g.query, cot, system=d.system) for g in games]
-        comps = d.generator.generate(prompts, self.cfg.defender, seed=seed)
-        return [parse_cot(c.text).answer if cot else c.text.strip() for c in comps]
 
     def _remember(self, pairs: Sequence[dict[str, Any]]) -> None:
         self.buffer.extend(pairs)
