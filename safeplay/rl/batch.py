@@ -1,4 +1,5 @@
-"""Training samples and their padded tensor form."""
+"""Training samples, their padded tensor form, and how they are cut into mini-batches (one optimiser step each) and
+length-sorted micro-batches (one forward/backward pass each)."""
 
 from __future__ import annotations
 
