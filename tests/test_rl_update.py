@@ -243,7 +243,7 @@ def test_minibatches_mix_the_roles_that_share_weights(monkeypatch):
     real = upd._loss
 
     def spy(micro, logp):
-        seen.append({r["sample"].role for r in micro})
+        seen.append({r.sample.role for r in micro})
         return real(micro, logp)
 
     monkeypatch.setattr(upd, "_loss", spy)

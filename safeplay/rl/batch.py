@@ -1,7 +1,9 @@
-"""Training samples and their padded tensor form."""
+"""Training samples, their padded tensor form, and how they are cut into mini-batches (one optimiser step each) and
+length-sorted micro-batches (one forward/backward pass each)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, TypeVar
 
@@ -51,6 +53,13 @@ def length_chunks(items: Sequence[T], length: Callable[[T], int], max_rows: int,
         else:
             chunks.append([item])
     return chunks
+
+
+def minibatches(items: Sequence[T], n: int) -> list[list[T]]:
+    """``items`` cut, in order, into at most ``n`` consecutive slices of ⌈len/n⌉ (the last may be shorter): the
+    mini-batches of one epoch, each one optimiser step."""
+    per = math.ceil(len(items) / n)
+    return [list(items[start : start + per]) for start in range(0, len(items), per)]
 
 
 @dataclass

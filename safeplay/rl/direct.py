@@ -48,6 +48,22 @@ def dpo_pairs(samples: Sequence[RoleSample]) -> list[tuple[RoleSample, RoleSampl
     return pairs
 
 
+def training_units(samples: Sequence[RoleSample], algorithm: str,
+                   rft_min_reward: float) -> tuple[list[list[RoleSample]], dict[str, float]]:
+    """What one step trains on, in units a micro-batch never splits: ``[sample]`` per kept sample (``rft``) or
+    ``[chosen, rejected]`` per pair (``online_dpo``), each scored at temperature 1; and the step's selection
+    statistics."""
+    stats: dict[str, float] = {}
+    if algorithm == "rft":
+        units = [[s] for s in at_temperature_one(rft_selection(samples, rft_min_reward))]
+        stats["rft_kept_share"] = len(units) / len(samples)
+    else:
+        units = [at_temperature_one(pair) for pair in dpo_pairs(samples)]
+        stats["dpo_pairs"] = float(len(units))
+    stats["samples_trained"] = float(sum(len(u) for u in units))
+    return units, stats
+
+
 def at_temperature_one(samples: Sequence[RoleSample]) -> list[RoleSample]:
     """The samples scored under the model's own distribution (see the module docstring)."""
     return [s if s.temperature == 1.0 else replace(s, temperature=1.0, rollout_logprobs=None, ref_logprobs=None)

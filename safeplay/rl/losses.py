@@ -1,4 +1,13 @@
-"""Losses: the PPO-clipped policy-gradient surrogate, the optional KL loss and the auxiliary SFT loss."""
+"""Losses: the PPO-clipped policy-gradient surrogate, the reduction the KL loss shares, and the auxiliary SFT loss.
+
+* PPO-clipped surrogate (papers.md §1.6 step 6, ε = 0.2): with ρ_t = π_θ(a_t)/π_old(a_t),
+  L = mean_seq mean_t −min(ρ_t·A_t, clip(ρ_t, 1 − ε, 1 + ε)·A_t) — a masked mean over each sequence's tokens, then
+  the mean over sequences (OpenRLHF's reduction). ``ppo_clip_loss``.
+* KL loss (GRPO, ``kl_in_reward: false``): β·mean_seq mean_t KL_t with the same reduction
+  (``masked_mean_per_sequence_then_batch`` of ``safeplay.rl.kl.kl_per_token``).
+* Auxiliary SFT loss (Self-RedTeam's PTX, §1.7): the negative log-likelihood of the response tokens, same reduction.
+  ``sft_loss``.
+"""
 
 from __future__ import annotations
 

@@ -1,161 +1,38 @@
 """One policy-gradient update of one policy (the roles that share its weights) from scored samples.
 
-Flow per policy: collate samples → reference and behaviour log-probs (no grad) → advantages per role
-(REINFORCE++ whitened per role, or GRPO group-normalised) → mini-batch steps of the PPO-clipped surrogate
-with gradient accumulation over micro-batches, optional KL loss and auxiliary SFT loss, gradient clipping,
-LR schedule.
+``PolicyUpdater.step``, per rollout:
+
+1. **Rows** (``safeplay.rl.rows``): per sample the response mask, the behaviour log-probs π_old (from the rollout, a
+   no-grad pass, a fused gradient pass, or none needed — ``OldLogprobs``) and the reference log-probs π_ref.
+2. **Advantages** per role (``safeplay.rl.advantages``): REINFORCE++ (papers.md §1.6: KL in the per-token reward,
+   return-to-go, whitened per role) or GRPO (§6 item 28: group-normalised rewards).
+3. **Mini-batches**, one epoch, each one optimiser step: per micro-batch the PPO-clipped surrogate
+   L = mean_seq mean_t −min(ρ_t·A_t, clip(ρ_t, 1 − ε, 1 + ε)·A_t) with ρ_t = π_θ(a_t)/π_old(a_t)
+   (``safeplay.rl.losses``), plus β·KL(π_θ‖π_ref) when the KL is a loss rather than a reward (GRPO); gradients
+   accumulated over micro-batches, then the auxiliary SFT loss (§1.7), gradient-norm clipping, AdamW and the
+   learning-rate schedule.
+
+Rejection-sampling fine-tuning and online DPO have no advantages: ``PolicyUpdater._direct_step`` with
+``safeplay.rl.direct``.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Iterator, Sequence
 
 import torch
 
-from safeplay.config import check
-from safeplay.rl.advantages import class_centred, grpo_advantages, reinforce_pp_returns, whiten
-from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks
-from safeplay.rl.direct import at_temperature_one, dpo_loss, dpo_pairs, rft_selection, sequence_logprobs
+from safeplay.rl.advantages import prepare_grpo, prepare_reinforce_pp
+from safeplay.rl.batch import RoleSample, TokenBatch, collate, length_chunks, minibatches
+from safeplay.rl.config import OptimConfig, RLConfig, lr_lambda
+from safeplay.rl.direct import dpo_loss, sequence_logprobs, training_units
 from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
+from safeplay.rl.rows import OldLogprobs, Row, row_kl, sample_length, score_rows
 
-
-@dataclass
-class RLConfig:
-    """The policy-gradient algorithm and its coefficients (papers.md §1.6 for REINFORCE++, §3 for GRPO)."""
-
-    algorithm: Literal["reinforce_pp", "grpo", "rft", "online_dpo"] = "reinforce_pp"
-    """REINFORCE++ (Self-RedTeam: KL in the reward, per-role whitening, n=1), GRPO (group-normalised), rejection-
-    sampling fine-tuning on the judged-right samples (``rft``) or online DPO on judged pairs of answers to one
-    prompt (``online_dpo``, needs group_size ≥ 2); see ``safeplay.rl.direct`` for the last two."""
-    group_size: int = 1
-    """Defender answers per prompt (one group compares answers to the same prompt). GRPO needs ≥ 2; REINFORCE++
-    uses 1 (the paper's n_samples_per_prompt)."""
-    attack_group_size: int | None = None
-    """Attacker revisions per attacked seed (the attacker's group), each answered ``group_size`` times; None = the
-    same as group_size. An attacked seed costs attack_group_size × group_size games."""
-    kl_beta: float = 0.01
-    """KL coefficient β (Self-RedTeam: 0.01 fixed, in the reward)."""
-    kl_estimator: KLEstimator = "k1"
-    """KL estimator: k1 (Self-RedTeam, in reward), k2, or k3 (GRPO's KL loss)."""
-    kl_in_reward: bool = True
-    """True: −β·KL_t enters the per-token reward (REINFORCE++). False: β·KL is added to the loss (GRPO)."""
-    kl_reference: Literal["initial", "base"] = "initial"
-    """What the KL term measures distance to: ``initial`` = the weights RL starts from (after the warm start, when
-    one ran — the papers' reference is the model their RL starts from); ``base`` = the base model, adapters off.
-    Without a warm start the two are the same."""
-    baseline: Literal["batch", "class"] = "batch"
-    """REINFORCE++ only. ``batch``: advantages are the returns whitened over the role's batch (Self-RedTeam).
-    ``class``: each game reward first has the mean reward of its *kind* of game in the batch subtracted (the
-    recipe's ``baseline_key``: the seed's class and whether the attacker rewrote it), then returns are divided by
-    their std (not re-centred: a kind whose games all scored the same stays at zero).
-    A baseline that depends only on the prompt keeps the gradient unbiased; with one batch-wide mean the same
-    refusal text is pushed up on harmful prompts and down on benign ones with magnitudes that nearly cancel, so
-    the policy barely learns to tell them apart."""
-    gamma: float = 1.0
-    """Discount of the token-level return (1.0 in Self-RedTeam)."""
-    reward_clip: float = 10.0
-    """Game rewards are clipped to [−c, c] before use."""
-    clip_eps: float = 0.2
-    """PPO clip range ε of the ratio π_θ/π_old."""
-    grpo_scale_by_std: bool = True
-    """GRPO: divide by the group std (False = Dr. GRPO style mean-centring only)."""
-    minibatches: int = 1
-    """Optimizer steps per rollout (the buffer is split into this many mini-batches, one epoch)."""
-    micro_batch_size: int = 8
-    """Sequences per forward/backward pass (gradient accumulation inside a mini-batch)."""
-    micro_batch_tokens: int = 2048
-    """…and at most this many padded tokens per pass (one sequence at least): a backward pass holds about
-    1.5 MB of activations per token for the 135M model, so 8 contextual prompts of 800 tokens would hold 10 GB.
-    0 = no token cap."""
-    skip_zero_advantage: bool = True
-    """Leave samples whose advantage is exactly zero out of the backward pass (they contribute no gradient)."""
-    aux_sft_coef: float = 0.0
-    """Weight of an auxiliary SFT loss mixed into each optimizer step (Self-RedTeam's PTX, §1.7: 1.0)."""
-    aux_sft_batch: int = 4
-    """Sequences of SFT data per optimizer step when aux_sft_coef > 0."""
-    fused_max_tokens: int = 2048
-    """With one mini-batch, the behaviour log-probs equal the first gradient pass's own values, so that pass
-    doubles as the "old" pass (one forward fewer per update) when the rollout's padded size fits this many tokens
-    (all micro-batch graphs are alive until the advantages are known: about 1.5 MB per token for the 135M model,
-    so 2048 tokens hold ~3 GB). 0 = always two passes."""
-
-    old_logprobs: Literal["rollout", "recompute"] = "rollout"
-    """Where REINFORCE++'s KL-in-reward term (and, with several mini-batches, the PPO ratio's denominator) takes the
-    behaviour policy's log-probs from. ``rollout``: the generator's own log-probs of the tokens it sampled — the
-    behaviour policy by definition; they differ from a teacher-forced pass only by floating-point noise (bundled
-    model in bf16: 0.05 nats per token on average, about the gap between bf16 and fp32 teacher forcing) — and the
-    update runs one forward pass fewer. ``recompute``: a teacher-forced pass before the update (OpenRLHF's way).
-    Samples without rollout log-probs (answers picked among fixed choices) are recomputed either way. Not a
-    question at all with one mini-batch and no KL in the reward (GRPO): the ratio's denominator is then the
-    gradient pass's own value (exactly on-policy) and no "old" pass runs."""
-
-    rft_min_reward: float = 0.0
-    """``rft``: a sample is trained on when its reward is strictly above this (Self-RedTeam's defender: +2 for a
-    right, harmless answer, 0 or less otherwise)."""
-    dpo_beta: float = 0.1
-    """``online_dpo``: β of the DPO loss (AdvGame: 0.1)."""
-
-    def __post_init__(self) -> None:
-        check(self.group_size >= 1, "group_size", "must be >= 1")
-        check(self.algorithm != "online_dpo" or self.group_size >= 2, "group_size",
-              "online DPO pairs answers to one prompt: group_size >= 2")
-        check(self.dpo_beta > 0, "dpo_beta", "must be > 0")
-        check(self.attack_group_size is None or self.attack_group_size >= 1, "attack_group_size", "must be >= 1")
-        check(self.algorithm != "grpo" or self.group_size >= 2, "group_size", "GRPO needs group_size >= 2")
-        check(self.kl_beta >= 0, "kl_beta", "must be >= 0")
-        check(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
-        check(self.clip_eps > 0, "clip_eps", "must be > 0")
-        check(self.minibatches >= 1, "minibatches", "must be >= 1")
-        check(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
-        check(self.fused_max_tokens >= 0, "fused_max_tokens", "must be >= 0")
-        check(self.micro_batch_tokens >= 0, "micro_batch_tokens", "must be >= 0")
-        check(self.baseline in ("batch", "class"), "baseline", f"{self.baseline!r} is not allowed; choose batch or class")
-        check(self.kl_reference in ("initial", "base"), "kl_reference", f"{self.kl_reference!r} is not allowed; choose initial or base")
-        check(self.old_logprobs in ("rollout", "recompute"), "old_logprobs", f"{self.old_logprobs!r} is not allowed; choose rollout or recompute")
-
-
-@dataclass
-class OptimConfig:
-    """Optimiser and learning-rate schedule of every trained policy."""
-
-    lr: float = 2e-4
-    """Peak learning rate (Self-RedTeam full-parameter 8B: 5e-7; LoRA on a 135M model needs ~1e-4–3e-4)."""
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
-    """Adam betas."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    grad_clip: float = 1.0
-    """Clip the global gradient norm of each policy to this value (0 = off)."""
-    warmup_ratio: float = 0.03
-    """Share of total optimizer steps spent warming up linearly from 0."""
-    schedule: Literal["cosine", "constant"] = "cosine"
-    """After warm-up: cosine decay to min_lr_ratio·lr, or constant."""
-    min_lr_ratio: float = 0.1
-    """Floor of the cosine schedule as a fraction of lr."""
-
-    def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", "must be > 0")
-        check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", "two values in [0, 1)")
-        check(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
-        check(0 <= self.min_lr_ratio <= 1, "min_lr_ratio", "must be in [0, 1]")
-
-
-def lr_lambda(total_steps: int, cfg: OptimConfig):
-    warmup = int(round(total_steps * cfg.warmup_ratio))
-
-    def fn(step: int) -> float:
-        if warmup > 0 and step < warmup:
-            return (step + 1) / warmup
-        if cfg.schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return fn
+__all__ = ["OptimConfig", "PolicyUpdater", "RLConfig", "lr_lambda"]  # the configs live in safeplay.rl.config
 
 
 class PolicyUpdater:
@@ -201,216 +78,50 @@ class PolicyUpdater:
                 temperature=batch.temperature,
             ).float()
 
-    @staticmethod
-    def _completion_row(mask: torch.Tensor, sample: RoleSample, values: Sequence[float]) -> torch.Tensor:
-        """Per-completion-token ``values`` laid out like ``mask`` (a row of the log-prob tensor)."""
-        row = torch.zeros_like(mask)
-        p = len(sample.prompt_ids)
-        row[p - 1 : p - 1 + len(sample.completion_ids)] = torch.tensor(values, dtype=row.dtype, device=mask.device)
-        return row
-
     def _micro_batches(self, items: Sequence, sample_of=lambda x: x) -> list[list]:
         """Chunks of at most ``micro_batch_size`` samples and ``micro_batch_tokens`` padded tokens, in length
         order: less padding, bounded memory, and the update is a sum over samples, so the order does not change it."""
-        def length(x) -> int:
-            return len(sample_of(x).prompt_ids) + len(sample_of(x).completion_ids)
+        return length_chunks(items, lambda x: sample_length(sample_of(x)), self.rl.micro_batch_size,
+                             self.rl.micro_batch_tokens)
 
-        return length_chunks(items, length, self.rl.micro_batch_size, self.rl.micro_batch_tokens)
+    def _fits_fused(self, samples: Sequence[RoleSample]) -> bool:
+        """Whether the whole rollout fits one fused gradient pass (``OldLogprobs.FUSED``, ``rl.fused_max_tokens``)."""
+        if self.rl.minibatches != 1 or self.rl.fused_max_tokens <= 0:
+            return False
+        padded = sum(len(chunk) * max(sample_length(s) for s in chunk) for chunk in self._micro_batches(samples))
+        return padded <= self.rl.fused_max_tokens
 
-    def _forward_rows(self, role: str, samples: Sequence[RoleSample], old: str) -> list[dict]:
-        """Per-sample behaviour ("old") and reference log-probs and response masks, in the input order.
-
-        ``old`` says where the behaviour log-probs come from (``_old_source``): ``fused`` — a gradient pass whose
-        differentiable log-probs each row keeps (``live``/``index``) for the loss; ``pass`` — a no-grad pass;
-        ``rollout`` — the samples' own; ``live`` — none needed before the loss (``old`` is None)."""
-        pad = self.policies.tokenizer.pad_token_id
-        device = self.policies.device
-        need_ref = self.rl.kl_beta > 0
-        rows: dict[int, dict] = {}
-        for chunk in self._micro_batches(list(enumerate(samples)), sample_of=lambda x: x[1]):
-            batch = collate([s for _, s in chunk], pad, device)
-            logp = self._logprobs(role, batch, grad=old == "fused") if old in ("fused", "pass") else None
-            # The recipe may have scored the reference already (a coherence check): no second pass for those.
-            cached_ref = need_ref and all(s.ref_logprobs is not None for _, s in chunk)
-            ref = (
-                self.policies.ref_token_logprobs(
-                    batch.input_ids, batch.attention_mask, batch.start, role=role, only=batch.response_mask,
-                    temperature=batch.temperature,
-                ).float()
-                if need_ref and not cached_ref
-                else None
-            )
-            for i, (pos, s) in enumerate(chunk):
-                n = int(batch.attention_mask[i].sum())
-                mask = batch.response_mask[i, : n - 1]
-                rollout = self._completion_row(mask, s, s.rollout_logprobs) if s.has_rollout_logprobs else None
-                if old == "rollout":
-                    row_old = rollout
-                else:
-                    row_old = logp[i, : n - 1].detach() if logp is not None else None
-                if cached_ref:
-                    row_ref = self._completion_row(mask, s, s.ref_logprobs)
-                else:
-                    row_ref = ref[i, : n - 1] if ref is not None else row_old
-                row = {"sample": s, "old": row_old, "ref": row_ref, "mask": mask, "rollout": rollout}
-                if old == "fused":
-                    row.update(live=logp, index=i)
-                rows[pos] = row
-        return [rows[i] for i in range(len(samples))]
-
-    def _old_source(self, samples: Sequence[RoleSample], fused: bool) -> str:
-        """Where one role's behaviour log-probs come from (see ``_forward_rows``); ``fused`` if it fits."""
+    def _old_source(self, samples: Sequence[RoleSample], fused: bool) -> OldLogprobs:
+        """Where one role's behaviour log-probs come from; ``fused``: the rollout fits a fused pass."""
         rl = self.rl
         kl_needs_old = rl.algorithm == "reinforce_pp" and rl.kl_in_reward and rl.kl_beta > 0
         if rl.minibatches == 1 and not kl_needs_old:
-            return "live"
+            return OldLogprobs.LIVE
         if rl.old_logprobs == "rollout" and all(s.has_rollout_logprobs for s in samples):
-            return "rollout"
-        return "fused" if fused else "pass"
+            return OldLogprobs.ROLLOUT
+        return OldLogprobs.FUSED if fused else OldLogprobs.PASS
 
     # -- advantages -------------------------------------------------------------------------------
 
-    def _prepare(self, samples: Sequence[RoleSample], fused: bool) -> tuple[list[dict], dict[str, float]]:
-        """Rows with old/ref log-probs and per-token advantages (REINFORCE++ whitened per role, or GRPO).
-
-        ``fused``: the whole rollout fits one fused gradient pass (``_fits_fused``), for roles that need it."""
-        rl = self.rl
-        rows: list[dict] = []
-        stats: dict[str, float] = {}
+    def _prepare(self, samples: Sequence[RoleSample], fused: bool) -> tuple[list[Row], dict[str, float]]:
+        """Rows with π_old, π_ref and per-token advantages, role by role (each role is whitened or grouped on its
+        own), by the algorithm's preparation in ``safeplay.rl.advantages``."""
+        prepare = prepare_grpo if self.rl.algorithm == "grpo" else prepare_reinforce_pp
         by_role: dict[str, list[RoleSample]] = {}
         for s in samples:
             by_role.setdefault(s.role, []).append(s)
+        rows: list[Row] = []
+        stats: dict[str, float] = {}
         for role, group in by_role.items():
-            if rl.algorithm == "grpo":
-                # GRPO's advantages need only the rewards: zero-advantage samples never reach a forward pass.
-                rewards = [max(-rl.reward_clip, min(rl.reward_clip, s.reward)) for s in group]
-                adv_list, flat = grpo_advantages(rewards, [s.group for s in group], rl.grpo_scale_by_std)
-                stats[f"{role}/zero_variance_groups"] = flat
-                for s, a in zip(group, adv_list):
-                    s.advantage = a
-                if rl.skip_zero_advantage:
-                    group = [s for s in group if s.advantage != 0.0]
-                if not group:
-                    continue
-                role_rows = self._forward_rows(role, group, self._old_source(group, fused))
-                for r in role_rows:
-                    r["adv"] = torch.full_like(r["mask"], r["sample"].advantage)
-                if role_rows[0]["old"] is not None and role_rows[0]["ref"] is not None:
-                    stats[f"{role}/kl"] = sum(self._row_kl(r["old"], r) for r in role_rows) / len(role_rows)
-            else:
-                role_rows = self._forward_rows(role, group, self._old_source(group, fused))
-                width = max(r["mask"].shape[0] for r in role_rows)
-                pad2 = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0]))  # noqa: E731
-                m = torch.stack([pad2(r["mask"]) for r in role_rows])
-                known = role_rows[0]["old"] is not None and role_rows[0]["ref"] is not None
-                kl = torch.stack([
-                    pad2(kl_per_token(r["old"], r["ref"], rl.kl_estimator) if known else torch.zeros_like(r["mask"]))
-                    for r in role_rows
-                ])
-                rewards = [max(-rl.reward_clip, min(rl.reward_clip, r["sample"].reward)) for r in role_rows]
-                if rl.baseline == "class":
-                    rewards = class_centred(rewards, [r["sample"].meta.get("baseline_key") for r in role_rows])
-                rewards_t = torch.tensor(rewards, dtype=torch.float32, device=kl.device)
-                beta = rl.kl_beta if rl.kl_in_reward else 0.0
-                returns = reinforce_pp_returns(rewards_t, kl, m, beta, rl.gamma, rl.reward_clip)
-                adv = whiten(returns, m, centre=rl.baseline == "batch") if len(role_rows) > 1 else returns
-                for i, r in enumerate(role_rows):
-                    r["adv"] = adv[i, : r["mask"].shape[0]]
-                if known:
-                    stats[f"{role}/kl"] = float((kl * m).sum() / m.sum().clamp(min=1))
+            def forward(chosen: Sequence[RoleSample], role: str = role) -> list[Row]:
+                return score_rows(self.policies, self.rl, role, chosen, self._old_source(chosen, fused))
+
+            role_rows, role_stats = prepare(role, group, self.rl, forward)
             rows.extend(role_rows)
+            stats.update(role_stats)
         return rows, stats
 
-    def _row_kl(self, logp: torch.Tensor, row: dict) -> float:
-        """Mean KL estimate over one row's response tokens (GRPO's reported KL: per sequence, then averaged)."""
-        n = row["mask"].shape[0]
-        k = kl_per_token(logp[:n], row["ref"], self.rl.kl_estimator)
-        return float((k * row["mask"]).sum() / row["mask"].sum().clamp(min=1))
-
-    def _fits_fused(self, samples: Sequence[RoleSample]) -> bool:
-        if self.rl.minibatches != 1 or self.rl.fused_max_tokens <= 0:
-            return False
-        padded = sum(
-            len(chunk) * max(len(s.prompt_ids) + len(s.completion_ids) for s in chunk)
-            for chunk in self._micro_batches(samples)
-        )
-        return padded <= self.rl.fused_max_tokens
-
     # -- the update ---------------------------------------------------------------------------------
-
-    def _loss(self, micro: list[dict], logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The surrogate (+ KL loss) of rows ``micro`` given their differentiable log-probs (rows × width)."""
-        rl = self.rl
-        device = logp.device
-        width = logp.shape[1]
-        fit = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0])).to(device)  # noqa: E731
-        # One mini-batch: the weights have not moved since the rollout, so π_old is the gradient pass's own value.
-        old = logp.detach() if rl.minibatches == 1 else torch.stack([fit(r["old"]) for r in micro])
-        adv = torch.stack([fit(r["adv"]) for r in micro])
-        mask = torch.stack([fit(r["mask"]) for r in micro])
-        loss, info = ppo_clip_loss(logp, old, adv, mask, rl.clip_eps)
-        if rl.kl_beta > 0 and not rl.kl_in_reward:
-            ref = torch.stack([fit(r["ref"]) for r in micro])
-            loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
-        return loss, info
-
-    def _direct_step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample]) -> dict[str, float]:
-        """Rejection-sampling fine-tuning or online DPO (``safeplay.rl.direct``): units of one sample (RFT) or one
-        (chosen, rejected) pair (DPO), split into mini-batches, each one optimiser step."""
-        rl = self.rl
-        stats: dict[str, float] = {}
-        if rl.algorithm == "rft":
-            units = [[s] for s in at_temperature_one(rft_selection(samples, rl.rft_min_reward))]
-            stats["rft_kept_share"] = len(units) / len(samples)
-        else:
-            units = [at_temperature_one(pair) for pair in dpo_pairs(samples)]
-            stats["dpo_pairs"] = float(len(units))
-        stats["samples_trained"] = float(sum(len(u) for u in units))
-        if not units:
-            return stats
-        self.policies.train()
-        pad, device = self.policies.tokenizer.pad_token_id, self.policies.device
-        size = len(units[0])
-        longest = lambda u: max(len(s.prompt_ids) + len(s.completion_ids) for s in u)  # noqa: E731
-        per_mb = math.ceil(len(units) / rl.minibatches)
-        losses, norms, info_rows = [], [], []
-        for mb_start in range(0, len(units), per_mb):
-            mb = units[mb_start : mb_start + per_mb]
-            self.optimizer.zero_grad(set_to_none=True)
-            chunks = length_chunks(mb, longest, max(1, rl.micro_batch_size // size),
-                                   rl.micro_batch_tokens // size if rl.micro_batch_tokens else 0)
-            for chunk in chunks:
-                flat = [s for unit in chunk for s in unit]  # a pair's two answers sit side by side
-                batch = collate(flat, pad, device)
-                logp = self._logprobs(flat[0].role, batch, grad=True)
-                if rl.algorithm == "rft":
-                    loss = sft_loss(logp, batch.response_mask)
-                else:
-                    ref = self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start,
-                                                           role=flat[0].role, only=batch.response_mask).float()
-                    seq = sequence_logprobs(logp, batch.response_mask).view(-1, 2)
-                    ref_seq = sequence_logprobs(ref, batch.response_mask).view(-1, 2)
-                    loss, info = dpo_loss(seq[:, 0], seq[:, 1], ref_seq[:, 0], ref_seq[:, 1], rl.dpo_beta)
-                    info_rows.append(info)
-                (loss * len(chunk) / len(mb)).backward()
-                losses.append(float(loss.detach()))
-            if sft_samples and rl.aux_sft_coef > 0:
-                sft = collate(list(sft_samples), pad, device)
-                aux = sft_loss(self._logprobs(sft_samples[0].role, sft, grad=True), sft.response_mask)
-                (rl.aux_sft_coef * aux).backward()
-                stats["aux_sft_loss"] = float(aux.detach())
-            if self.grad_clip > 0:
-                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)))
-            self.optimizer.step()
-            self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        stats.update(loss=sum(losses) / len(losses), lr=self.scheduler.get_last_lr()[0])
-        if norms:
-            stats["grad_norm"] = sum(norms) / len(norms)
-        for key in ("dpo_accuracy", "dpo_margin"):
-            if info_rows:
-                stats[key] = sum(r[key] for r in info_rows) / len(info_rows)
-        return stats
 
     def step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample] = ()) -> dict[str, float]:
         """One rollout's worth of updates; returns loss/KL/grad-norm statistics."""
@@ -420,83 +131,185 @@ class PolicyUpdater:
         if rl.algorithm in ("rft", "online_dpo"):
             return self._direct_step(samples, sft_samples)
         self.policies.train()
-        fused = self._fits_fused(samples)
-        rows, stats = self._prepare(samples, fused)
+        rows, stats = self._prepare(samples, self._fits_fused(samples))
         if rl.skip_zero_advantage:
-            rows = [r for r in rows if bool((r["adv"].abs() * r["mask"]).sum() > 0)]
+            rows = [r for r in rows if r.trains]
         stats["samples_trained"] = float(len(rows))
-        stats["fused_pass"] = float(any("live" in r for r in rows))
+        stats["fused_pass"] = float(any(r.live is not None for r in rows))
         if not rows:
             return stats
         if rl.minibatches > 1:
             # Rows come grouped by role; each optimiser step must see a mix of every role sharing these weights.
             # Seeded by the update count, so a resumed run shuffles the same way.
             random.Random(f"minibatches:{self.scheduler.last_epoch}").shuffle(rows)
-        pad = self.policies.tokenizer.pad_token_id
-        device = self.policies.device
-        per_mb = math.ceil(len(rows) / rl.minibatches)
-        losses, clip_fracs, norms = [], [], []
-        live_kl: dict[str, list[float]] = {}  # roles whose KL was not known before the gradient pass
-        gap_sum: dict[str, float] = {}  # |rollout − learner| log-prob per token, before the first optimiser step
-        gap_max: dict[str, float] = {}
-        gap_tokens: dict[str, float] = {}
-        for mb_index, mb_start in enumerate(range(0, len(rows), per_mb)):
-            mb = rows[mb_start : mb_start + per_mb]
+        tally = _Tally(rl.kl_estimator)
+        for mb_index, mb in enumerate(minibatches(rows, rl.minibatches)):
             self.optimizer.zero_grad(set_to_none=True)
-            # Rows of a fused first pass reuse its graphs (one loss per micro-batch of that pass); the others get
-            # their gradient pass here.
-            graphs: dict[int, list[dict]] = {}
-            for r in mb:
-                if "live" in r:
-                    graphs.setdefault(id(r["live"]), []).append(r)
-            rest = [r for r in mb if "live" not in r]
-            micro_batches = list(graphs.values()) + self._micro_batches(rest, sample_of=lambda r: r["sample"])
-            for micro in micro_batches:
-                if "live" in micro[0]:
-                    logp = micro[0]["live"][[r["index"] for r in micro]]
-                else:
-                    # Samples in a micro-batch may belong to different roles that share this policy's weights.
-                    batch = collate([r["sample"] for r in micro], pad, device)
-                    logp = self._logprobs(micro[0]["sample"].role, batch, grad=True)
+            for micro, logp in self._gradient_passes(mb):
                 loss, info = self._loss(micro, logp)
-                (loss * len(micro) / len(mb)).backward()
-                losses.append(float(loss.detach()))
-                clip_fracs.append(info["clip_frac"])
-                for i, r in enumerate(micro):
-                    if r["old"] is None and r["ref"] is not None:
-                        live_kl.setdefault(r["sample"].role, []).append(self._row_kl(logp[i].detach(), r))
-                    if mb_index == 0 and r["rollout"] is not None:
-                        n = r["mask"].shape[0]
-                        gap = (logp[i, :n].detach() - r["rollout"]).abs() * r["mask"]
-                        role = r["sample"].role
-                        gap_sum[role] = gap_sum.get(role, 0.0) + float(gap.sum())
-                        gap_max[role] = max(gap_max.get(role, 0.0), float(gap.max()))
-                        gap_tokens[role] = gap_tokens.get(role, 0.0) + float(r["mask"].sum())
-            if sft_samples and rl.aux_sft_coef > 0:
-                sft = collate(list(sft_samples), pad, device)
-                logp = self._logprobs(sft_samples[0].role, sft, grad=True)
-                aux = sft_loss(logp, sft.response_mask)
-                (rl.aux_sft_coef * aux).backward()
-                stats["aux_sft_loss"] = float(aux.detach())
-            if self.grad_clip > 0:
-                norms.append(float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)))
-            self.optimizer.step()
-            self.scheduler.step()
+                (loss * len(micro) / len(mb)).backward()  # the mini-batch's loss is the mean over its rows
+                tally.add(micro, logp, loss, info, first_minibatch=mb_index == 0)
+            self._aux_sft(sft_samples, stats)
+            tally.add_norm(self._optimizer_step())
         self.optimizer.zero_grad(set_to_none=True)
-        stats.update(
-            {
-                "loss": sum(losses) / len(losses),
-                "clip_frac": sum(clip_fracs) / len(clip_fracs),
-                "lr": self.scheduler.get_last_lr()[0],
-            }
-        )
+        stats.update(tally.summary(lr=self.scheduler.get_last_lr()[0]))
+        return stats
+
+    def _gradient_passes(self, mb: list[Row]) -> Iterator[tuple[list[Row], torch.Tensor]]:
+        """Micro-batches of mini-batch ``mb`` with their differentiable log-probs (rows × width). Rows of a fused
+        first pass reuse its graphs (one micro-batch per micro-batch of that pass); the others get a pass here."""
+        graphs: dict[int, list[Row]] = {}
+        for r in mb:
+            if r.live is not None:
+                graphs.setdefault(id(r.live), []).append(r)
+        rest = [r for r in mb if r.live is None]
+        pad, device = self.policies.tokenizer.pad_token_id, self.policies.device
+        for micro in list(graphs.values()) + self._micro_batches(rest, sample_of=lambda r: r.sample):
+            if micro[0].live is not None:
+                yield micro, micro[0].live[[r.index for r in micro]]
+            else:
+                # Samples in a micro-batch may belong to different roles that share this policy's weights.
+                batch = collate([r.sample for r in micro], pad, device)
+                yield micro, self._logprobs(micro[0].sample.role, batch, grad=True)
+
+    def _loss(self, micro: list[Row], logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The surrogate (+ KL loss) of rows ``micro`` given their differentiable log-probs (rows × width)."""
+        rl = self.rl
+        device = logp.device
+        width = logp.shape[1]
+        fit = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[0])).to(device)  # noqa: E731
+        # One mini-batch: the weights have not moved since the rollout, so π_old is the gradient pass's own value.
+        old = logp.detach() if rl.minibatches == 1 else torch.stack([fit(r.old) for r in micro])
+        adv = torch.stack([fit(r.adv) for r in micro])
+        mask = torch.stack([fit(r.mask) for r in micro])
+        loss, info = ppo_clip_loss(logp, old, adv, mask, rl.clip_eps)
+        if rl.kl_beta > 0 and not rl.kl_in_reward:
+            ref = torch.stack([fit(r.ref) for r in micro])
+            loss = loss + rl.kl_beta * masked_mean_per_sequence_then_batch(kl_per_token(logp, ref, rl.kl_estimator), mask)
+        return loss, info
+
+    def _aux_sft(self, sft_samples: Sequence[RoleSample], stats: dict[str, float]) -> None:
+        """Self-RedTeam's PTX (papers.md §1.7): the SFT loss of ``sft_samples``, weighted by ``aux_sft_coef``, added
+        to the gradients of the optimiser step under way."""
+        if not sft_samples or self.rl.aux_sft_coef <= 0:
+            return
+        sft = collate(list(sft_samples), self.policies.tokenizer.pad_token_id, self.policies.device)
+        aux = sft_loss(self._logprobs(sft_samples[0].role, sft, grad=True), sft.response_mask)
+        (self.rl.aux_sft_coef * aux).backward()
+        stats["aux_sft_loss"] = float(aux.detach())
+
+    def _optimizer_step(self) -> float | None:
+        """Clip the gradient norm (when on), step the optimiser and the schedule; returns the norm before clipping."""
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)) if self.grad_clip > 0 else None
+        self.optimizer.step()
+        self.scheduler.step()
+        return norm
+
+    # -- updates without advantages ---------------------------------------------------------------
+
+    def _direct_step(self, samples: Sequence[RoleSample], sft_samples: Sequence[RoleSample]) -> dict[str, float]:
+        """Rejection-sampling fine-tuning or online DPO (``safeplay.rl.direct``): units of one sample (RFT) or one
+        (chosen, rejected) pair (DPO), split into mini-batches, each one optimiser step."""
+        rl = self.rl
+        units, stats = training_units(samples, rl.algorithm, rl.rft_min_reward)
+        if not units:
+            return stats
+        self.policies.train()
+        pad, device = self.policies.tokenizer.pad_token_id, self.policies.device
+        size = len(units[0])
+        longest = lambda u: max(sample_length(s) for s in u)  # noqa: E731
+        losses, norms, info_rows = [], [], []
+        for mb in minibatches(units, rl.minibatches):
+            self.optimizer.zero_grad(set_to_none=True)
+            # Micro-batches hold whole units, so the caps on rows and tokens count units of ``size`` samples.
+            chunks = length_chunks(mb, longest, max(1, rl.micro_batch_size // size),
+                                   rl.micro_batch_tokens // size if rl.micro_batch_tokens else 0)
+            for chunk in chunks:
+                flat = [s for unit in chunk for s in unit]  # a pair's two answers sit side by side
+                batch = collate(flat, pad, device)
+                logp = self._logprobs(flat[0].role, batch, grad=True)
+                if rl.algorithm == "rft":
+                    loss = sft_loss(logp, batch.response_mask)
+                else:
+                    loss, info = self._dpo_loss(flat[0].role, batch, logp)
+                    info_rows.append(info)
+                (loss * len(chunk) / len(mb)).backward()
+                losses.append(float(loss.detach()))
+            self._aux_sft(sft_samples, stats)
+            norm = self._optimizer_step()
+            if norm is not None:
+                norms.append(norm)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats.update(loss=sum(losses) / len(losses), lr=self.scheduler.get_last_lr()[0])
         if norms:
             stats["grad_norm"] = sum(norms) / len(norms)
-        for role, vals in live_kl.items():
+        for key in ("dpo_accuracy", "dpo_margin"):
+            if info_rows:
+                stats[key] = sum(r[key] for r in info_rows) / len(info_rows)
+        return stats
+
+    def _dpo_loss(self, role: str, batch: TokenBatch, logp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """DPO's loss of a batch whose rows alternate chosen, rejected, with the KL reference as π_ref."""
+        ref = self.policies.ref_token_logprobs(batch.input_ids, batch.attention_mask, batch.start, role=role,
+                                               only=batch.response_mask).float()
+        seq = sequence_logprobs(logp, batch.response_mask).view(-1, 2)
+        ref_seq = sequence_logprobs(ref, batch.response_mask).view(-1, 2)
+        return dpo_loss(seq[:, 0], seq[:, 1], ref_seq[:, 0], ref_seq[:, 1], self.rl.dpo_beta)
+
+
+@dataclass
+class _Tally:
+    """Statistics of one policy-gradient ``step``, gathered pass by pass."""
+
+    kl_estimator: KLEstimator
+    """The KL estimator of the reported KL of roles whose π_old was not known before the gradient pass."""
+    losses: list[float] = field(default_factory=list)
+    """Loss of each micro-batch."""
+    clip_fracs: list[float] = field(default_factory=list)
+    """Share of clipped tokens of each micro-batch."""
+    norms: list[float] = field(default_factory=list)
+    """Gradient norm (before clipping) of each optimiser step."""
+    live_kl: dict[str, list[float]] = field(default_factory=dict)
+    """Per role, each row's KL measured in the gradient pass (roles whose KL was not known before it)."""
+    gap_sum: dict[str, float] = field(default_factory=dict)
+    """Per role, Σ |rollout − learner| log-prob over sampled tokens, before the first optimiser step."""
+    gap_max: dict[str, float] = field(default_factory=dict)
+    """Per role, the largest such per-token gap."""
+    gap_tokens: dict[str, float] = field(default_factory=dict)
+    """Per role, the tokens summed in ``gap_sum``."""
+
+    def add(self, micro: list[Row], logp: torch.Tensor, loss: torch.Tensor, info: dict[str, float],
+            first_minibatch: bool) -> None:
+        self.losses.append(float(loss.detach()))
+        self.clip_fracs.append(info["clip_frac"])
+        for i, r in enumerate(micro):
+            if r.old is None and r.ref is not None:
+                self.live_kl.setdefault(r.sample.role, []).append(row_kl(logp[i].detach(), r, self.kl_estimator))
+            if first_minibatch and r.rollout is not None:
+                n = r.mask.shape[0]
+                gap = (logp[i, :n].detach() - r.rollout).abs() * r.mask
+                role = r.sample.role
+                self.gap_sum[role] = self.gap_sum.get(role, 0.0) + float(gap.sum())
+                self.gap_max[role] = max(self.gap_max.get(role, 0.0), float(gap.max()))
+                self.gap_tokens[role] = self.gap_tokens.get(role, 0.0) + float(r.mask.sum())
+
+    def add_norm(self, norm: float | None) -> None:
+        if norm is not None:
+            self.norms.append(norm)
+
+    def summary(self, lr: float) -> dict[str, float]:
+        stats = {
+            "loss": sum(self.losses) / len(self.losses),
+            "clip_frac": sum(self.clip_fracs) / len(self.clip_fracs),
+            "lr": lr,
+        }
+        if self.norms:
+            stats["grad_norm"] = sum(self.norms) / len(self.norms)
+        for role, vals in self.live_kl.items():
             stats[f"{role}/kl"] = sum(vals) / len(vals)
-        for role, total in gap_sum.items():
+        for role, total in self.gap_sum.items():
             # How far the policy that sampled the rollout is from the one that learns from it (same weights, other
             # kernels): mean and largest per-token |Δ log-prob| of the sampled tokens.
-            stats[f"{role}/rollout_logprob_gap"] = total / max(1.0, gap_tokens[role])
-            stats[f"{role}/rollout_logprob_gap_max"] = gap_max[role]
+            stats[f"{role}/rollout_logprob_gap"] = total / max(1.0, self.gap_tokens[role])
+            stats[f"{role}/rollout_logprob_gap_max"] = self.gap_max[role]
         return stats
