@@ -270,7 +270,8 @@ def training_throughput(spec: str, device: str, gradient_checkpointing: bool = F
 
     from safeplay.models.loading import ModelConfig, enable_gradient_checkpointing
     from safeplay.models.roles import PolicyConfig, build_policies
-    from safeplay.rl.update import OptimConfig, PolicyUpdater, RLConfig
+    from safeplay.rl.config import OptimConfig, RLConfig
+    from safeplay.rl.update import PolicyUpdater
     from throughput import padded_tokens, synthetic_samples
 
     pol = build_policies(ModelConfig(spec=spec, device=device, dtype="bfloat16",

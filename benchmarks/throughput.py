@@ -124,7 +124,8 @@ def padded_tokens(samples, micro: int) -> int:
 
 
 def training_ours(pol, samples) -> float:
-    from safeplay.rl.update import OptimConfig, PolicyUpdater, RLConfig
+    from safeplay.rl.config import OptimConfig, RLConfig
+    from safeplay.rl.update import PolicyUpdater
 
     rl = RLConfig(micro_batch_size=8)
     upd = PolicyUpdater(pol, "defender", rl, OptimConfig(), total_steps=10)

@@ -10,7 +10,7 @@ from safeplay.rl.advantages import grpo_advantages, reinforce_pp_returns, whiten
 from safeplay.rl.batch import RoleSample, collate
 from safeplay.rl.kl import kl_per_token
 from safeplay.rl.losses import ppo_clip_loss, sft_loss
-from safeplay.rl.update import OptimConfig, RLConfig, lr_lambda
+from safeplay.rl.config import OptimConfig, RLConfig, lr_lambda
 
 
 def test_kl_estimators_match_their_definitions():

@@ -13,7 +13,8 @@ import torch
 
 from safeplay.models import PolicyConfig, RolePolicies, tiny_model
 from safeplay.rl.batch import RoleSample, collate
-from safeplay.rl.update import OptimConfig, PolicyUpdater, RLConfig
+from safeplay.rl.config import OptimConfig, RLConfig
+from safeplay.rl.update import PolicyUpdater
 
 SHARED = {"attacker": "player", "defender": "player"}
 
@@ -171,7 +172,7 @@ def test_a_restored_updater_trains_with_its_own_learning_rate():
     faster = OptimConfig(lr=5e-3, warmup_ratio=0.0, schedule="cosine", min_lr_ratio=0.1)
     resumed = PolicyUpdater(policies(), "attacker", RLConfig(), faster, total_steps=10)
     resumed.load_state_dict(state)
-    from safeplay.rl.update import lr_lambda
+    from safeplay.rl.config import lr_lambda
 
     assert resumed.scheduler.last_epoch == 2
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(5e-3 * lr_lambda(10, faster)(2))

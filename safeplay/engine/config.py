@@ -16,7 +16,7 @@ from safeplay.distributed.config import RolloutConfig
 from safeplay.generation.base import SamplingParams
 from safeplay.models.loading import ModelConfig
 from safeplay.models.roles import PolicyConfig
-from safeplay.rl.update import OptimConfig, RLConfig
+from safeplay.rl.config import OptimConfig, RLConfig
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -32,7 +32,7 @@ from safeplay.rl.kl import KLEstimator, kl_per_token
 from safeplay.rl.losses import masked_mean_per_sequence_then_batch, ppo_clip_loss, sft_loss
 from safeplay.rl.rows import OldLogprobs, Row, row_kl, sample_length, score_rows
 
-__all__ = ["OptimConfig", "PolicyUpdater", "RLConfig", "lr_lambda"]  # the configs live in safeplay.rl.config
+__all__ = ["PolicyUpdater"]
 
 
 class PolicyUpdater:
