@@ -82,7 +82,8 @@ def parity(spec: str, device: str) -> dict:
 
     from safeplay.generation.base import ChatPrompt, SamplingParams
     from safeplay.models.loading import ModelConfig
-    from safeplay.models.roles import PolicyConfig, build_policies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import build_policies
 
     out = {}
     prompts = [ChatPrompt([{"role": "user", "content": f"Tell me about topic number {i}."}]) for i in range(8)]
@@ -271,7 +272,8 @@ def training_throughput(spec: str, device: str, gradient_checkpointing: bool = F
     import torch
 
     from safeplay.models.loading import ModelConfig, enable_gradient_checkpointing
-    from safeplay.models.roles import PolicyConfig, build_policies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import build_policies
     from safeplay.rl.update import OptimConfig, PolicyUpdater, RLConfig
     from throughput import padded_tokens, synthetic_samples
 

@@ -57,7 +57,7 @@ def main() -> None:
     for mode in ("merged", "low-rank"):
         fast_weights._merge_exactly = (lambda m, a: fast_weights._has_adapter(m, a)) if mode == "merged" else exact
         try:
-            policies._gen._cache.clear()
+            policies._layout.gen._cache.clear()
             best = float("inf")
             for _ in range(args.repeats):
                 t0 = time.perf_counter()

@@ -57,7 +57,8 @@ def matmul_gflops(dtype) -> float:
 
 
 def lora_policies(model, tok):
-    from safeplay.models.roles import PolicyConfig, RolePolicies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import RolePolicies
 
     import torch
 
@@ -73,7 +74,7 @@ def lora_policies(model, tok):
 def rollout_ours(pol, texts: list[str], batch: int, new_tokens: int) -> float:
     from safeplay.generation.base import ChatPrompt, SamplingParams
 
-    gen = pol._gen  # the engine's generator of the LoRA policies
+    gen = pol._layout.gen  # the engine's generator of the LoRA policies
     gen.ignore_eos, gen.micro_batch_size = True, batch
     chats = [ChatPrompt([{"role": "user", "content": t}]) for t in texts[:batch]]
     pol.generate("defender", chats[:2], SamplingParams(max_new_tokens=4), seed=0)  # warm-up

@@ -76,7 +76,9 @@ def load_run_policies(
     """Role policies of a run at ``step`` (latest when None); ``device``/``dtype`` override the run's config."""
     from safeplay.config import from_dict, read_yaml
     from safeplay.models.loading import ModelConfig
-    from safeplay.models.roles import ROLES, PolicyConfig, build_policies, read_role_meta
+    from safeplay.models.policy_config import ROLES, PolicyConfig
+    from safeplay.models.role_files import read_role_meta
+    from safeplay.models.roles import build_policies
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
