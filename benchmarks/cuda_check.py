@@ -61,7 +61,8 @@ def random_model_dir(config_dir: Path, out: Path) -> Path:
 
 
 def default_config_dir() -> Path:
-    from safeplay.models.loading import BUNDLED, bundled_cache_dir, load_model
+    from safeplay.models.bundled import BUNDLED, bundled_cache_dir
+    from safeplay.models.loading import load_model
 
     target = bundled_cache_dir()
     if not (target / "config.json").is_file():

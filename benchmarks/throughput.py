@@ -193,7 +193,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch, transformers
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
-from safeplay.models.loading import gguf_path, load_model
+from safeplay.models.bundled import gguf_path
+from safeplay.models.loading import load_model
 t1 = time.perf_counter()
 if sys.argv[1] == "cache":
     load_model("smollm2-135m")
@@ -210,7 +211,7 @@ def load_seconds(source: str) -> dict[str, float]:
     import subprocess
     import sys
 
-    from safeplay.models.loading import ensure_bundled_model
+    from safeplay.models.bundled import ensure_bundled_model
 
     ensure_bundled_model()  # the cache exists from here on: the timed load is a warm one
     out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET, source], capture_output=True, text=True, check=True)

@@ -14,7 +14,8 @@ from safeplay.errors import SafeplayError
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.generation.hf import render_prompt
 from safeplay.generation.vllm import VLLMConfig, VLLMEngine, VLLMRoles, import_vllm, to_vllm_sampling
-from safeplay.models.loading import BUNDLED, load_tokenizer
+from safeplay.models.bundled import BUNDLED
+from safeplay.models.loading import load_tokenizer
 
 
 class FakeSamplingParams:
