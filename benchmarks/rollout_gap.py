@@ -29,7 +29,7 @@ def main() -> None:
     args = p.parse_args()
 
     import safeplay.generation.fast_weights as fast_weights
-    from safeplay.data.seeds import load_builtin_seeds
+    from safeplay.data.seed_sources import load_builtin_seeds
     from safeplay.game.templates import defender_prompt
     from safeplay.generation.base import SamplingParams
     from safeplay.rl.batch import RoleSample, collate

@@ -11,7 +11,7 @@ import torch
 
 from fakes import FakeJudge
 from safeplay.config import ConfigError
-from safeplay.data.seeds import SeedPrompt
+from safeplay.data.seed_sources import SeedPrompt
 from safeplay.engine.build import resolve_share
 from safeplay.engine.run_dir import RunDir
 from safeplay.engine.setup import resolve_config
