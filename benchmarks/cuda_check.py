@@ -61,7 +61,8 @@ def random_model_dir(config_dir: Path, out: Path) -> Path:
 
 
 def default_config_dir() -> Path:
-    from safeplay.models.loading import BUNDLED, bundled_cache_dir, load_model
+    from safeplay.models.bundled import BUNDLED, bundled_cache_dir
+    from safeplay.models.loading import load_model
 
     target = bundled_cache_dir()
     if not (target / "config.json").is_file():
@@ -82,7 +83,8 @@ def parity(spec: str, device: str) -> dict:
 
     from safeplay.generation.base import ChatPrompt, SamplingParams
     from safeplay.models.loading import ModelConfig
-    from safeplay.models.roles import PolicyConfig, build_policies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import build_policies
 
     out = {}
     prompts = [ChatPrompt([{"role": "user", "content": f"Tell me about topic number {i}."}]) for i in range(8)]
@@ -269,7 +271,8 @@ def training_throughput(spec: str, device: str, gradient_checkpointing: bool = F
     import torch
 
     from safeplay.models.loading import ModelConfig, enable_gradient_checkpointing
-    from safeplay.models.roles import PolicyConfig, build_policies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import build_policies
     from safeplay.rl.config import OptimConfig, RLConfig
     from safeplay.rl.update import PolicyUpdater
     from throughput import padded_tokens, synthetic_samples

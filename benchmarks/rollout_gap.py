@@ -28,8 +28,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args()
 
-    import safeplay.generation.fast as fast
-    from safeplay.data.seeds import load_builtin_seeds
+    import safeplay.generation.fast_weights as fast_weights
+    from safeplay.data.seed_sources import load_builtin_seeds
     from safeplay.game.templates import defender_prompt
     from safeplay.generation.base import SamplingParams
     from safeplay.rl.batch import RoleSample, collate
@@ -52,19 +52,19 @@ def main() -> None:
     seeds = load_builtin_seeds()
     prompts = [defender_prompt(s.text, cot=False) for s in (seeds * 4)[: args.prompts]]
     sampling = SamplingParams(temperature=args.temperature, max_new_tokens=args.tokens)
-    exact = fast._merge_exactly
+    exact = fast_weights._merge_exactly
     results = {}
     for mode in ("merged", "low-rank"):
-        fast._merge_exactly = (lambda m, a: fast._has_adapter(m, a)) if mode == "merged" else exact
+        fast_weights._merge_exactly = (lambda m, a: fast_weights._has_adapter(m, a)) if mode == "merged" else exact
         try:
-            policies._gen._cache.clear()
+            policies._layout.gen._cache.clear()
             best = float("inf")
             for _ in range(args.repeats):
                 t0 = time.perf_counter()
                 outs = policies.generate("defender", prompts, sampling, seed=1)
                 best = min(best, time.perf_counter() - t0)
         finally:
-            fast._merge_exactly = exact
+            fast_weights._merge_exactly = exact
         samples = [RoleSample("defender", o.prompt_ids, o.token_ids, 0.0, temperature=o.temperature) for o in outs]
         gaps, worst, n = 0.0, 0.0, 0
         for i in range(0, len(samples), 8):

@@ -57,7 +57,8 @@ def matmul_gflops(dtype) -> float:
 
 
 def lora_policies(model, tok):
-    from safeplay.models.roles import PolicyConfig, RolePolicies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import RolePolicies
 
     import torch
 
@@ -73,7 +74,7 @@ def lora_policies(model, tok):
 def rollout_ours(pol, texts: list[str], batch: int, new_tokens: int) -> float:
     from safeplay.generation.base import ChatPrompt, SamplingParams
 
-    gen = pol._gen  # the engine's generator of the LoRA policies
+    gen = pol._layout.gen  # the engine's generator of the LoRA policies
     gen.ignore_eos, gen.micro_batch_size = True, batch
     chats = [ChatPrompt([{"role": "user", "content": t}]) for t in texts[:batch]]
     pol.generate("defender", chats[:2], SamplingParams(max_new_tokens=4), seed=0)  # warm-up
@@ -193,7 +194,8 @@ import json, sys, time
 t0 = time.perf_counter()
 import torch, transformers
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
-from safeplay.models.loading import gguf_path, load_model
+from safeplay.models.bundled import gguf_path
+from safeplay.models.loading import load_model
 t1 = time.perf_counter()
 if sys.argv[1] == "cache":
     load_model("smollm2-135m")
@@ -210,7 +212,7 @@ def load_seconds(source: str) -> dict[str, float]:
     import subprocess
     import sys
 
-    from safeplay.models.loading import ensure_bundled_model
+    from safeplay.models.bundled import ensure_bundled_model
 
     ensure_bundled_model()  # the cache exists from here on: the timed load is a warm one
     out = subprocess.run([sys.executable, "-c", LOAD_SNIPPET, source], capture_output=True, text=True, check=True)

@@ -62,7 +62,8 @@ def trl_samples_per_minute(args, data, dtype: str, reward) -> tuple[float, float
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from safeplay.models.loading import ensure_bundled_model, load_tokenizer
+    from safeplay.models.bundled import ensure_bundled_model
+    from safeplay.models.loading import load_tokenizer
 
     model = AutoModelForCausalLM.from_pretrained(str(ensure_bundled_model()), dtype=getattr(torch, dtype))
     tok = load_tokenizer()

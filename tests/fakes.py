@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 from typing import Sequence
 
-from safeplay.data.seeds import SeedPrompt
+from safeplay.data.seed_sources import SeedPrompt
 from safeplay.generation.base import Completion
 from safeplay.judges.base import JudgeItem, Verdict, label_from
 

@@ -6,7 +6,8 @@ from collections import Counter
 
 import pytest
 
-from safeplay.data.benchmarks import BENCHMARKS, DAN_SLOT, eval_prompt_texts, load_benchmark
+from safeplay.data.benchmark_loaders import DAN_SLOT
+from safeplay.data.benchmarks import BENCHMARKS, eval_prompt_texts, load_benchmark
 from safeplay.data.checksums import SHA256
 from safeplay.data.sources import sha256_of
 from safeplay.errors import SafeplayError

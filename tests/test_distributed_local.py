@@ -19,7 +19,8 @@ from safeplay.errors import SafeplayError
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.judges.base import JudgeItem
 from safeplay.models.loading import tiny_model
-from safeplay.models.roles import PolicyConfig, RolePolicies
+from safeplay.models.policy_config import PolicyConfig
+from safeplay.models.roles import RolePolicies
 
 SP = SamplingParams(temperature=1.0, max_new_tokens=4)
 

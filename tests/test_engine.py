@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fakes import SEEDS, FakeJudge, make_cfg, make_trainer, strip_times, weights
-from safeplay.data.seeds import SeedPrompt
+from safeplay.data.seed_sources import SeedPrompt
 from safeplay.errors import SafeplayError
 
 
@@ -160,7 +160,7 @@ def test_warm_start_harmful_prompts_take_the_contextual_share():
     import random
 
     from safeplay.engine.warm_start import class_sample
-    from safeplay.data.seeds import CONTEXTUAL_SOURCES
+    from safeplay.data.seed_sources import CONTEXTUAL_SOURCES
 
     seeds = [SeedPrompt(f"ctx {i}", True, "harmbench_val_contextual", f"c{i}") for i in range(3)]
     seeds += [SeedPrompt(f"plain {i}", True, "advbench", f"p{i}") for i in range(20)]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from safeplay.eval.capability import HFChoiceScorer, mmlu_prompt
-from safeplay.data.benchmarks import BenchmarkItem
+from safeplay.data.benchmark_types import BenchmarkItem
 
 
 class CharTokenizer:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from safeplay.data.benchmarks import BenchmarkItem
+from safeplay.data.benchmark_types import BenchmarkItem
 from safeplay.eval import metrics as m
 from safeplay.eval.keyword import opens_like_refusal
 from safeplay.eval.scoring import score_safety

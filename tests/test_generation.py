@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from safeplay.generation.base import ChatPrompt, SamplingParams
-from safeplay.generation.hf import HFGenerator, sample_next
+from safeplay.generation.hf import HFGenerator
+from safeplay.generation.sampling import sample_next
 from safeplay.models import tiny_model
 from safeplay.models.logprobs import token_logprobs
 

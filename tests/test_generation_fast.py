@@ -112,7 +112,7 @@ def test_rows_that_stop_early_are_compacted_without_changing_results():
 
 
 def test_prefill_of_long_prompts_a_few_rows_at_a_time_changes_nothing(monkeypatch):
-    from safeplay.generation.fast import FastDecoder
+    from safeplay.generation.fast_decoder import FastDecoder
 
     model, tok = tiny_model(seed=0)
     sp = SamplingParams(temperature=1.0, top_k=50, max_new_tokens=8)
@@ -125,7 +125,8 @@ def test_prefill_of_long_prompts_a_few_rows_at_a_time_changes_nothing(monkeypatc
 def test_shared_prefix_duplicates_and_length_groups_match_hf(monkeypatch):
     """The prompts share the chat template's system-prompt start (prefilled once), two are exact repeats (a GRPO
     group: prefilled once, then copied), and rows are prefilled in groups of 2 padded to their own length."""
-    from safeplay.generation.fast import FastDecoder, shared_prefix_length
+    from safeplay.generation.fast import shared_prefix_length
+    from safeplay.generation.fast_decoder import FastDecoder
 
     model, tok = tiny_model(seed=0)
     batch = prompts(5) + [prompts(5)[3], prompts(5)[1]]
@@ -209,7 +210,7 @@ def _reference_distribution(logits: torch.Tensor, sampling: SamplingParams) -> t
     SamplingParams(temperature=1.3, top_k=20),
 ])
 def test_sampler_draws_from_the_truncated_distribution(sampling):
-    from safeplay.generation.hf import sample_next
+    from safeplay.generation.sampling import sample_next
 
     gen = torch.Generator().manual_seed(0)
     # A flat row (its nucleus needs more than the sampler's first batch of candidates) and a peaked one.
@@ -226,7 +227,7 @@ def test_sampler_draws_from_the_truncated_distribution(sampling):
 
 def test_full_vocabulary_draw_by_blocks_follows_the_distribution():
     """The two-level (block, then position) inverse-CDF lookup used for whole vocabularies."""
-    from safeplay.generation.hf import CDF_BLOCK, sample_next
+    from safeplay.generation.sampling import CDF_BLOCK, sample_next
 
     gen = torch.Generator().manual_seed(0)
     vocab = 4 * CDF_BLOCK
@@ -244,7 +245,7 @@ def test_bf16_rollouts_keep_a_small_adapter_instead_of_rounding_it_away():
     """In bf16 a merged weight keeps 8 significant bits, so a small adapter delta merged into it mostly vanishes and
     rollouts would come from another policy than the learner's. The decoder keeps such an adapter as a low-rank
     side path: its projections follow the learner's (peft's) outputs, not the base's."""
-    import safeplay.generation.fast as fast_mod
+    import safeplay.generation.fast_weights as fast_weights
     from peft import LoraConfig, get_peft_model
 
     model, tok = tiny_model(seed=0)
@@ -265,10 +266,10 @@ def test_bf16_rollouts_keep_a_small_adapter_instead_of_rounding_it_away():
     with torch.no_grad():
         learner = torch.cat([m(x) for m in mods], -1).float()
         base = torch.cat([m.base_layer(x) for m in mods], -1).float()
-        rollout = fast_mod.extract_weights(pm, "a").layers[0].qkv(x).float()
+        rollout = fast_weights.extract_weights(pm, "a").layers[0].qkv(x).float()
     adapter_effect = (learner - base).abs().mean()
     assert (rollout - learner).abs().mean() < 0.01 * adapter_effect
     # fp32 weights are merged (exact there, and faster).
     model32, _ = tiny_model(seed=0)
     pm32 = get_peft_model(model32, LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS), adapter_name="a")
-    assert fast_mod.extract_weights(pm32, "a").layers[0].qkv.low_rank is None
+    assert fast_weights.extract_weights(pm32, "a").layers[0].qkv.low_rank is None

@@ -14,7 +14,8 @@ from safeplay.errors import SafeplayError
 from safeplay.generation.base import ChatPrompt, SamplingParams
 from safeplay.generation.hf import render_prompt
 from safeplay.generation.vllm import VLLMConfig, VLLMEngine, VLLMRoles, import_vllm, to_vllm_sampling
-from safeplay.models.loading import BUNDLED, load_tokenizer
+from safeplay.models.bundled import BUNDLED
+from safeplay.models.loading import load_tokenizer
 
 
 class FakeSamplingParams:
@@ -143,7 +144,8 @@ def test_full_sync_loads_weights_into_the_engine_model(tok):
 def test_local_executor_syncs_the_vllm_roles_after_each_update(tok):
     from safeplay.distributed.local import LocalExecutor
     from safeplay.models.loading import tiny_model
-    from safeplay.models.roles import PolicyConfig, RolePolicies
+    from safeplay.models.policy_config import PolicyConfig
+    from safeplay.models.roles import RolePolicies
 
     model, _ = tiny_model(seed=0)
     cfg = PolicyConfig(share={"attacker": "player", "defender": "player"}, lora_r=2, target_modules=["q_proj"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from safeplay.models.loading import ModelConfig, enable_gradient_checkpointing, tiny_model
-from safeplay.models.roles import PolicyConfig, RolePolicies
+from safeplay.models.policy_config import PolicyConfig
+from safeplay.models.roles import RolePolicies
 
 
 def lora_grads(checkpointing: bool) -> dict[str, torch.Tensor]:

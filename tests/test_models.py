@@ -11,7 +11,7 @@ import torch
 from safeplay.config import ConfigError
 from safeplay.errors import SafeplayError
 from safeplay.models import ModelConfig, load_model, load_tokenizer, resolve_device, resolve_dtype, tiny_model
-from safeplay.models import loading
+from safeplay.models import bundled, loading
 from safeplay.models.cache import read_manifest
 
 
@@ -106,14 +106,14 @@ def test_corrupt_cache_is_detected_and_rebuilt(fresh_cache, caplog):
     tok_dir = fresh_cache / "tokenizers" / "smollm2-135m"
     manifest = read_manifest(tok_dir)
     assert manifest and "tokenizer.json" in manifest["files"]
-    assert loading._verify(tok_dir, loading._gguf_identity(loading.gguf_path())) == manifest
+    assert bundled._verify(tok_dir, bundled._gguf_identity(bundled.gguf_path())) == manifest
     # Same size, different bytes: only the checksum can tell.
     path = tok_dir / "tokenizer.json"
     data = bytearray(path.read_bytes())
     data[100:110] = b"!" * 10
     path.write_bytes(bytes(data))
     with pytest.raises(SafeplayError, match="corrupt"):
-        loading._verify(tok_dir, loading._gguf_identity(loading.gguf_path()))
+        bundled._verify(tok_dir, bundled._gguf_identity(bundled.gguf_path()))
     with caplog.at_level(logging.WARNING, logger="safeplay"):
         tok = load_tokenizer()
     assert "corrupt" in caplog.text and "rebuilding" in caplog.text
@@ -127,12 +127,12 @@ def test_corrupt_cache_is_detected_and_rebuilt(fresh_cache, caplog):
 
 
 def test_missing_or_broken_gguf_fails_clearly(fresh_cache, tmp_path, monkeypatch):
-    monkeypatch.setattr(loading, "GGUF_FILE", "nope.gguf")
+    monkeypatch.setattr(bundled, "GGUF_FILE", "nope.gguf")
     with pytest.raises(SafeplayError, match="bundled model file missing: .*nope.gguf"):
         load_tokenizer()
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\0" * 64)
-    monkeypatch.setattr(loading, "gguf_path", lambda: broken)
+    monkeypatch.setattr(bundled, "gguf_path", lambda: broken)
     with pytest.raises(SafeplayError, match="cannot read the tokenizer from .*broken.gguf"):
         load_tokenizer()
     with pytest.raises(SafeplayError, match="cannot read the bundled model .*broken.gguf"):
@@ -148,13 +148,13 @@ def test_bundled_model_answers_and_cache_matches_gguf():
     from safeplay.generation.hf import HFGenerator
 
     model, tok = load_model("smollm2-135m", dtype="float32", device="cpu")
-    assert loading.cache_status() == "ready"
+    assert bundled.cache_status() == "ready"
     out = HFGenerator(model, tok).generate(
         [ChatPrompt([{"role": "user", "content": "What is the capital of France?"}])],
         SamplingParams(temperature=0, max_new_tokens=32),
     )[0]
     assert "Paris" in out.text
-    gguf = loading.gguf_path()
+    gguf = bundled.gguf_path()
     direct = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
     ids = torch.tensor([out.prompt_ids + out.token_ids])
     with torch.no_grad():

@@ -16,7 +16,7 @@ from safeplay.engine.config import TrainConfig
 from safeplay.engine.preflight import preflight
 from safeplay.errors import SafeplayError
 from safeplay.game.rollout import Game, judge_games, play_defenses
-from safeplay.recipes import recipe_class, recipe_names, register_recipe
+from safeplay.recipes import recipe_class, recipe_names, register_recipe, unregister_recipe
 from safeplay.recipes.base import Recipe, StepResult, sample_from, step_seed
 
 
@@ -41,7 +41,6 @@ class EchoTrainConfig(TrainConfig):
     """Echo recipe settings."""
 
 
-@register_recipe
 class Echo(Recipe):
     """Defender only: every seed goes verbatim to the defender, the judge's label pays it."""
 
@@ -74,13 +73,20 @@ class Echo(Recipe):
         return StepResult(games=games, samples=samples, metrics={"echo/refusals": sum(g.verdict.refusal for g in games)})
 
 
+@pytest.fixture(autouse=True, scope="module")
+def echo_registered():
+    register_recipe(Echo)
+    yield
+    unregister_recipe("echo")
+
+
 def test_a_registered_recipe_is_known_and_its_config_has_its_own_section():
     assert "echo" in recipe_names() and recipe_class("echo") is Echo
     cfg = train_config("echo", ["echo.refusal_bonus=0.25"])
     assert isinstance(cfg, EchoTrainConfig) and cfg.echo.refusal_bonus == 0.25
     with pytest.raises(ConfigError, match="echo.refusal_bonus: must be >= 0"):
         train_config("echo", ["echo.refusal_bonus=-1"])
-    with pytest.raises(ConfigError, match="ssp: unknown key"):  # another recipe's section is not this one's
+    with pytest.raises(ConfigError, match="ssp.replay: a setting of recipe ssp"):  # not this recipe's
         train_config("echo", ["ssp.replay=none"])
 
 

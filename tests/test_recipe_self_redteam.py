@@ -3,7 +3,7 @@ and one step of ``play`` with scripted roles and judge (no model)."""
 
 from __future__ import annotations
 
-from safeplay.data.seeds import SeedPrompt
+from safeplay.data.seed_sources import SeedPrompt
 from safeplay.engine.curriculum import Curriculum
 from safeplay.game.rollout import Game, Turn
 from safeplay.generation.base import ChatPrompt, Completion

@@ -7,18 +7,10 @@ from collections import Counter
 
 import pytest
 
-from safeplay.data.seeds import (
-    SeedPrompt,
-    load_attack_pairs,
-    load_builtin_seeds,
-    load_seed_file,
-    load_seeds,
-    load_tactics,
-    mark_attack,
-    normalise,
-    prepare_seeds,
-    read_source,
-)
+from safeplay.data.attacker_aids import load_attack_pairs, load_tactics
+from safeplay.data.near_dup import normalise
+from safeplay.data.seed_sources import SeedPrompt, load_builtin_seeds, load_seed_file, read_source
+from safeplay.data.seeds import load_seeds, mark_attack, prepare_seeds
 from safeplay.errors import SafeplayError
 
 
@@ -101,7 +93,7 @@ def test_real_sources(data_dir):
     ctx = read_source("harmbench_val_contextual", data_dir)
     assert 0 < len(ctx) < 80 and not {s.text for s in ctx} & {s.text for s in hb}
     # Laid out as the HarmBench evaluation lays out its contextual test items: the context, then the request.
-    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
+    from safeplay.data.benchmark_loaders import HARMBENCH_CONTEXT_SEPARATOR
 
     assert all(HARMBENCH_CONTEXT_SEPARATOR in s.text and len(s.text.split(HARMBENCH_CONTEXT_SEPARATOR)[0]) > 100 for s in ctx)
     out = load_seeds(data_dir, harmful_sources=["wjb_harmful"], benign_sources=["wjb_benign"], seed=1)

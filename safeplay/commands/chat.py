@@ -39,7 +39,7 @@ def _generator(args: argparse.Namespace):
     """A Generator for the requested weights, and a short description of them."""
     from safeplay.models import PolicyConfig, RolePolicies, load_model
     from safeplay.models.checkpoint_io import load_run_policies
-    from safeplay.models.roles import read_role_meta
+    from safeplay.models.role_files import read_role_meta
 
     if args.run:
         if args.adapter:
@@ -71,7 +71,7 @@ def _check_args(args: argparse.Namespace) -> None:
     """Every flag checked before a model loads (one line per mistake)."""
     from safeplay.commands.checks import at_least, model_flags, run_folder
     from safeplay.models.loading import check_model_spec
-    from safeplay.models.roles import ROLES
+    from safeplay.models.policy_config import ROLES
 
     at_least("--max-new-tokens", args.max_new_tokens, 1)
     at_least("--temperature", args.temperature, 0)
@@ -88,7 +88,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.model:
         check_model_spec(args.model, "--model")
     if args.adapter:
-        from safeplay.models.roles import read_role_meta
+        from safeplay.models.role_files import read_role_meta
 
         read_role_meta(Path(args.adapter))
 

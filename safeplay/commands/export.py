@@ -36,7 +36,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
     from safeplay.commands.checks import at_least, folder_path, run_folder
     from safeplay.errors import SafeplayError
-    from safeplay.models.roles import ROLES
+    from safeplay.models.policy_config import ROLES
 
     if args.private and not args.push_to_hub:
         raise SafeplayError("--private needs --push-to-hub")

@@ -20,16 +20,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from safeplay.errors import SafeplayError
-    from safeplay.models import loading
+    from safeplay.models import bundled, loading
 
     console = Console()
     console.print("[bold]known models[/bold]")
     try:
-        source = str(loading.gguf_path())
-        cache = f"{loading.cache_status()} — {loading.bundled_cache_dir()}"
+        source = str(bundled.gguf_path())
+        cache = f"{bundled.cache_status()} — {bundled.bundled_cache_dir()}"
     except SafeplayError as e:
         source, cache = f"unavailable: {e}", "-"
-    console.print(f"  [bold]{loading.BUNDLED}[/bold] (default, offline)", highlight=False)
+    console.print(f"  [bold]{bundled.BUNDLED}[/bold] (default, offline)", highlight=False)
     console.print(f"      file:  {source}", highlight=False, soft_wrap=True)
     console.print(f"      cache: {cache}", highlight=False, soft_wrap=True)
     console.print("  [bold]<directory>[/bold]   a local Hugging Face model folder (config.json + weights)")

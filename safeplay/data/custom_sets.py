@@ -111,7 +111,7 @@ def _harmful(path: Path, line: int, record: dict[str, Any]) -> bool:
 
 def load_custom_set(path: Path | str) -> list:
     """The items of a custom set (``BenchmarkItem``s, file order), or a ``SafeplayError`` naming file and line."""
-    from safeplay.data.benchmarks import BenchmarkItem
+    from safeplay.data.benchmark_types import BenchmarkItem
 
     path = Path(path)
     if not path.is_file():
@@ -152,7 +152,7 @@ def load_custom_set(path: Path | str) -> list:
 
 def custom_spec(name: str):
     """A ``BenchmarkSpec`` for ``file:PATH`` (the file is read when the set is loaded, not here)."""
-    from safeplay.data.benchmarks import BenchmarkSpec
+    from safeplay.data.benchmark_types import BenchmarkSpec
 
     path = custom_path(name)
     return BenchmarkSpec(

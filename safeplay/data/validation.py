@@ -27,7 +27,7 @@ BENIGN_SOURCES = ("wjb_benign", "alpaca_train", "or_hard")
 
 
 def _hash(text: str) -> int:
-    from safeplay.data.seeds import normalise
+    from safeplay.data.near_dup import normalise
 
     return zlib.crc32(normalise(text).encode("utf-8"))
 
@@ -38,7 +38,8 @@ def is_held_out(text: str) -> bool:
 
 def held_out_seeds(data_dir: Path, harmful: bool) -> list[str]:
     """The class's held-out seed texts: ``PER_CLASS`` of them, in hash order (stable), without duplicates."""
-    from safeplay.data.seeds import normalise, read_source
+    from safeplay.data.near_dup import normalise
+    from safeplay.data.seed_sources import read_source
 
     seen: dict[str, str] = {}
     for name in HARMFUL_SOURCES if harmful else BENIGN_SOURCES:
@@ -53,7 +54,7 @@ def held_out_seeds(data_dir: Path, harmful: bool) -> list[str]:
 def validation_items(harmful: bool, framed: bool):
     """Benchmark items of one validation set (see ``safeplay.data.benchmarks``: ``val-*``)."""
     from safeplay import paths
-    from safeplay.data.benchmarks import BenchmarkItem
+    from safeplay.data.benchmark_types import BenchmarkItem
     from safeplay.game.frames import VALIDATION_FRAMES, fill
 
     root = paths.data_dir()

@@ -10,11 +10,11 @@ a single-process run and a distributed run of the same config and seed play the 
 
 from __future__ import annotations
 
-import zlib
 from typing import Any, Protocol, Sequence, TypeVar
 
 from safeplay.generation.base import ChatPrompt, Completion, SamplingParams
 from safeplay.judges.base import JudgeItem, Verdict
+from safeplay.seeding import derive_seed
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def shard_seed(seed: int | None, index: int) -> int | None:
     """
     if seed is None or index == 0:
         return seed
-    return (int(seed) * 1_000_003 + zlib.crc32(f"shard:{index}".encode())) % (2**31 - 1)
+    return derive_seed(seed, what=f"shard:{index}")
 
 
 class Executor(Protocol):

@@ -31,7 +31,8 @@ def policy_map(cfg: Any) -> dict[str, str]:
 def build_vllm_roles(cfg: Any) -> Any:
     """A ``VLLMRoles`` over the run's base model (the engine loads the model itself from its folder or hub id)."""
     from safeplay.generation.vllm import VLLMEngine, VLLMRoles, import_vllm
-    from safeplay.models.loading import BUNDLED, ensure_bundled_model, load_tokenizer
+    from safeplay.models.bundled import BUNDLED, ensure_bundled_model
+    from safeplay.models.loading import load_tokenizer
 
     import_vllm()  # a missing vLLM is reported before any model is touched
     source = str(ensure_bundled_model()) if cfg.model.spec == BUNDLED else cfg.model.spec

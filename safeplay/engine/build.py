@@ -29,7 +29,8 @@ def load_training_seeds(cfg: TrainConfig) -> list:
     From ``seeds.file`` when it is set (every row kept, the batch mix left to the curriculum), else from the data
     directory (or the built-in set). Either way near-duplicates of the evaluation prompts are dropped when the
     data directory holds them: a seed must never be a held-out item."""
-    from safeplay.data.seeds import CONTEXTUAL_SOURCES, load_seed_file, load_seeds, prepare_seeds
+    from safeplay.data.seed_sources import CONTEXTUAL_SOURCES, load_seed_file
+    from safeplay.data.seeds import load_seeds, prepare_seeds
 
     root = data_dir()
     exclude: list[str] = []
@@ -89,7 +90,7 @@ def load_tactic_texts(cfg: TrainConfig) -> list[str]:
     root = data_dir()
     if root is None:
         return []
-    from safeplay.data.seeds import load_tactics
+    from safeplay.data.attacker_aids import load_tactics
 
     tactics = load_tactics(root)[: cfg.game.tactics_top_k]
     return [f"{name}: {definition}" for name, definition, _ in tactics]

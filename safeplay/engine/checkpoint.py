@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from safeplay.errors import SafeplayError
+from safeplay.models.checkpoint_io import find_step, holds_trainer_state, list_step_dirs
 
 
 def rng_state() -> dict[str, Any]:
@@ -76,34 +77,14 @@ def save_checkpoint(
 
 
 def _prune(checkpoints: Path, keep: int) -> None:
-    done = sorted(list_checkpoints(checkpoints), key=lambda p: p[0])
+    done = list_step_dirs(checkpoints, holds_trainer_state)
     for _, path in done[:-keep]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def list_checkpoints(checkpoints: Path) -> list[tuple[int, Path]]:
-    out = []
-    if not checkpoints.is_dir():
-        return out
-    for p in checkpoints.iterdir():
-        if p.is_dir() and p.name.startswith("step_") and (p / "state.json").is_file():
-            try:
-                out.append((int(p.name.split("_", 1)[1]), p))
-            except ValueError:
-                continue
-    return sorted(out)
-
-
 def find_checkpoint(checkpoints: Path, step: int | None = None) -> Path | None:
-    found = list_checkpoints(checkpoints)
-    if not found:
-        return None
-    if step is None:
-        return found[-1][1]
-    for s, p in found:
-        if s == step:
-            return p
-    raise SafeplayError(f"no checkpoint for step {step} in {checkpoints}; have {', '.join(str(s) for s, _ in found)}")
+    """The checkpoint to resume from: ``step``'s (the latest when None); None when there is none."""
+    return find_step(checkpoints, step, holds_trainer_state, str(checkpoints))
 
 
 def load_checkpoint(path: Path, policies, updaters: dict[str, Any]) -> dict[str, Any]:

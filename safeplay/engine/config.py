@@ -15,7 +15,7 @@ from safeplay.config import check
 from safeplay.distributed.config import RolloutConfig
 from safeplay.generation.base import SamplingParams
 from safeplay.models.loading import ModelConfig
-from safeplay.models.roles import PolicyConfig
+from safeplay.models.policy_config import PolicyConfig
 from safeplay.rl.config import OptimConfig, RLConfig
 
 _RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")

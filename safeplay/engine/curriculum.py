@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from safeplay.data.seeds import SeedPrompt
+from safeplay.data.seed_sources import SeedPrompt
 from safeplay.errors import SafeplayError
 
 

@@ -34,7 +34,7 @@ def preflight(cfg: TrainConfig) -> None:
         raise SafeplayError(f"eval.limits: {unknown[0]!r} is not one of eval.benchmarks "
                             f"({', '.join(cfg.eval.benchmarks)})")
     if cfg.seeds.file:
-        from safeplay.data.seeds import load_seed_file
+        from safeplay.data.seed_sources import load_seed_file
 
         if not Path(cfg.seeds.file).is_file():
             raise SafeplayError(f"seeds.file: {cfg.seeds.file} not found")

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from safeplay.config import ConfigError, load_config, read_yaml
+from safeplay.config import ConfigError, load_config, parse_override, read_yaml
 from safeplay.engine.config import TrainConfig
 from safeplay.errors import SafeplayError
 from safeplay.recipes import recipe_class, recipe_names
@@ -53,22 +53,35 @@ def config_layers(recipe: str, preset: str | None, config_file: str | None = Non
 def resolve_config(
     recipe: str, preset: str | None = None, config_file: str | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
-    return load_config(_recipe(recipe).config_class, config_layers(recipe, preset, config_file), overrides)
+    layers = config_layers(recipe, preset, config_file)
+    keys = [k for layer in layers for k in layer] + [parse_override(o)[0][0] for o in overrides or []]
+    for key in keys:
+        owner = _owner_of_section(key, recipe)
+        if owner:
+            dotted = next((o.split("=", 1)[0] for o in overrides or [] if o.split(".", 1)[0] == key), key)
+            raise ConfigError(f"{dotted}: a setting of recipe {owner}, and this run's recipe is {recipe} "
+                              f"(--recipe {owner} to use it)")
+    return load_config(_recipe(recipe).config_class, layers, overrides)
+
+
+def _owner_of_section(key: str, recipe: str) -> str | None:
+    """The other shipped recipe whose own settings include top-level ``key`` (None: ``recipe`` has it, or nobody)."""
+    own = _recipe(recipe).config_class.__dataclass_fields__
+    if key in own:
+        return None
+    for name in recipe_names():
+        try:
+            if name != recipe and key in recipe_class(name).config_class.__dataclass_fields__:
+                return name
+        except Exception:  # a broken plugin must not hide the real error
+            continue
+    return None
 
 
 def _other_recipes_sections(data: dict[str, Any], recipe: str) -> list[str]:
-    """Top-level keys of ``data`` that are another shipped recipe's own settings. Run folders written before the
-    recipes owned their settings hold every recipe's section; a resumed run reads only its own."""
-    own = set(_recipe(recipe).config_class.__dataclass_fields__)
-    out = []
-    for name in recipe_names():
-        if name != recipe:
-            try:
-                other = recipe_class(name).config_class.__dataclass_fields__
-            except Exception:  # a broken plugin must not stop a run of another recipe from resuming
-                continue
-            out += [k for k in data if k in other and k not in own]
-    return out
+    """Top-level keys of ``data`` that are another recipe's own settings. Run folders written before the recipes
+    owned their settings hold every recipe's section; a resumed run reads only its own."""
+    return [k for k in data if _owner_of_section(k, recipe)]
 
 
 def load_run_config(path: Path, overrides: list[str] | None = None) -> TrainConfig:

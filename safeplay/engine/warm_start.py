@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import torch
 
 from safeplay.engine.config import TrainConfig
-from safeplay.data.seeds import CONTEXTUAL_SOURCES, HARD_BENIGN_SOURCES
+from safeplay.data.seed_sources import CONTEXTUAL_SOURCES, HARD_BENIGN_SOURCES
 from safeplay.errors import SafeplayError
 from safeplay.game.templates import SAFETY_SYSTEM, attacker_prompt, defender_prompt
 from safeplay.game.wrappers import wrap
@@ -186,7 +186,7 @@ def attacker_data(cfg: TrainConfig, policies, seeds, rng: random.Random, exclude
     """(plain request, tactic) → the request set in a frame of that tactic (``safeplay.game.frames``), for harmful
     and benign seeds alike, plus ``attacker_pair_share`` of JailbreakBench PAIR pairs (no tactic). Every target fits
     the attacker's ``max_new_tokens`` (less 8), so the attacker learns to finish its revisions."""
-    from safeplay.data.seeds import load_attack_pairs
+    from safeplay.data.attacker_aids import load_attack_pairs
     from safeplay.data.validation import is_held_out
     from safeplay.game.frames import TACTICS, frame_for
     from safeplay.paths import data_dir

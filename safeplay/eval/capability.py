@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from safeplay.data.benchmarks import BenchmarkItem
+from safeplay.data.benchmark_types import BenchmarkItem
 
 ChoiceScorer = Callable[[Sequence[str], Sequence[Sequence[str]]], list[list[float]]]
 """``choice_logprobs(prompts, choices)``: for each prompt, the summed log-probability of each choice continuation."""

@@ -28,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from safeplay.data.benchmarks import BenchmarkItem, get_spec, load_benchmark
+from safeplay.data.benchmark_types import BenchmarkItem
+from safeplay.data.benchmarks import get_spec, load_benchmark
 from safeplay.errors import SafeplayError
 from safeplay.eval import metrics as m
 from safeplay.eval.capability import MMLU_CHOICES, ChoiceScorer, gsm8k_prompt, mmlu_prompt, scorer_from

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from safeplay.data.benchmarks import BenchmarkItem
+from safeplay.data.benchmark_types import BenchmarkItem
 from safeplay.eval import metrics as m
 from safeplay.judges.base import Verdict
 

@@ -24,7 +24,7 @@ EXPORT_FILE = "export.json"
 def base_location(spec: str) -> str:
     """What an adapter's ``base_model_name_or_path`` names: the bundled model's converted cache folder (plain
     transformers cannot read the GGUF-in-a-package spec), a directory's absolute path, or the hub id."""
-    from safeplay.models.loading import BUNDLED, ensure_bundled_model
+    from safeplay.models.bundled import BUNDLED, ensure_bundled_model
 
     if spec == BUNDLED:
         return str(ensure_bundled_model())

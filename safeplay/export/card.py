@@ -121,7 +121,7 @@ def _usage(fmt: str, where: str) -> str:
 
 
 def _base_text(spec: str, base_path: str) -> str:
-    from safeplay.models.loading import BUNDLED
+    from safeplay.models.bundled import BUNDLED
 
     if spec == BUNDLED:
         return (f"SmolLM2-135M-Instruct ([{BUNDLED_ORIGIN}](https://huggingface.co/{BUNDLED_ORIGIN})) as bundled "
@@ -131,7 +131,7 @@ def _base_text(spec: str, base_path: str) -> str:
 
 
 def _limits(src: RoleWeights, last: dict[str, Any] | None) -> list[str]:
-    from safeplay.models.loading import BUNDLED
+    from safeplay.models.bundled import BUNDLED
 
     cfg = src.config
     out = []
@@ -163,7 +163,7 @@ def _limits(src: RoleWeights, last: dict[str, Any] | None) -> list[str]:
 def model_card(src: RoleWeights, fmt: str, dtype: str, base_path: str, where: str) -> str:
     """The README.md of an export of ``src`` in format ``fmt`` (``where``: the path or hub id the snippet loads)."""
     from safeplay import __version__
-    from safeplay.models.loading import BUNDLED
+    from safeplay.models.bundled import BUNDLED
 
     cfg = src.config
     first, last = _evaluations(src)

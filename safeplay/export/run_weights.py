@@ -41,7 +41,7 @@ class RoleWeights:
 
     @property
     def weights_file(self) -> Path:
-        from safeplay.models.roles import WEIGHTS_FILE
+        from safeplay.models.role_files import WEIGHTS_FILE
 
         return self.weights_dir / WEIGHTS_FILE
 
@@ -50,7 +50,7 @@ def find_role_weights(run_dir: str | Path, role: str = "defender", step: int | N
     """The weights ``role`` plays with at checkpoint ``step`` (the latest when None), or a one-line error."""
     from safeplay.config import read_yaml
     from safeplay.models.checkpoint_io import find_step_dir
-    from safeplay.models.roles import read_role_meta
+    from safeplay.models.role_files import read_role_meta
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():

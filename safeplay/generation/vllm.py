@@ -32,6 +32,7 @@ from typing import Any, Sequence
 from safeplay.config import check
 from safeplay.errors import SafeplayError
 from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
+from safeplay.seeding import derive_seed
 
 VLLM_DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
 """The dtypes a vLLM engine takes."""
@@ -74,7 +75,7 @@ def import_vllm() -> Any:
 
 
 def request_seed(seed: int | None, index: int) -> int | None:
-    return None if seed is None else (int(seed) * 1_000_003 + index * 7919) % (2**31 - 1)
+    return None if seed is None else derive_seed(seed, index)
 
 
 def to_vllm_sampling(api: Any, sampling: SamplingParams, seed: int | None) -> Any:

@@ -55,7 +55,8 @@ def wildjailbreak_refusals(root: Path, refusals: Sequence[str], n: int, seed: in
 
 def contextual_refusals(root: Path, refusals: Sequence[str], seed: int) -> list[JudgeItem]:
     """HarmBench's contextual test behaviours, each followed by one of ``refusals`` ([] without the file)."""
-    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR, load_benchmark
+    from safeplay.data.benchmark_loaders import HARMBENCH_CONTEXT_SEPARATOR
+    from safeplay.data.benchmarks import load_benchmark
     from safeplay.errors import SafeplayError
 
     try:

@@ -335,7 +335,7 @@ def _adversarial_refusal_swaps(responses: list[ResponseExample], prompts: list[P
 def _context_swaps(root: Path, responses: dict[str, list[ResponseExample]], prompts: dict[str, list[PromptExample]],
                    rng: random.Random) -> dict[str, list[ResponseExample]]:
     """Context paragraph + request + a refusal or a complying answer, per side (see the module docstring)."""
-    from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
+    from safeplay.data.benchmark_loaders import HARMBENCH_CONTEXT_SEPARATOR
 
     rows = [r for r in _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv")
             if r["FunctionalCategory"] == "contextual" and r["ContextString"].strip()]

@@ -1,4 +1,7 @@
-"""Rebuild a training run's role policies from its folder (for chat and evaluation).
+"""Find a run's checkpoint folders, and rebuild its role policies from one (for chat and evaluation).
+
+Checkpoint folders are ``step_<N>`` under a run's ``checkpoints/``; ``find_step`` picks one for every reader (the
+trainer's resume included), each asking for what it needs from a folder: role weights, or the trainer's state.
 
 Layout read: ``RUN/config.yaml`` with ``model: {spec, dtype, device}`` and ``policy: {...}`` sections, and
 ``RUN/checkpoints/step_<N>/roles/<role>/`` folders written by ``RolePolicies.save_role``. A checkpoint stores
@@ -9,31 +12,58 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from safeplay.errors import SafeplayError
 
 if TYPE_CHECKING:
     from safeplay.models.roles import RolePolicies
 
-_STEP = re.compile(r"^step_(\d+)$")
+STEP_DIR = re.compile(r"^step_(\d+)$")
+"""A checkpoint folder's name: ``step_<N>``, N in decimal digits only."""
+
+
+def holds_role_weights(step_dir: Path) -> bool:
+    """The folder has the policies' weights (``roles/``): enough to rebuild a run's policies."""
+    return (step_dir / "roles").is_dir()
+
+
+def holds_trainer_state(step_dir: Path) -> bool:
+    """The folder has the trainer's state (``state.json``, written last): a checkpoint a run can resume from."""
+    return (step_dir / "state.json").is_file()
+
+
+def list_step_dirs(checkpoints: Path, complete: Callable[[Path], bool]) -> list[tuple[int, Path]]:
+    """(step, folder) of every ``step_<N>`` folder under ``checkpoints`` that ``complete`` accepts, by step."""
+    if not checkpoints.is_dir():
+        return []
+    return sorted(
+        (int(m.group(1)), p)
+        for p in checkpoints.iterdir()
+        if p.is_dir() and (m := STEP_DIR.match(p.name)) and complete(p)
+    )
+
+
+def find_step(checkpoints: Path, step: int | None, complete: Callable[[Path], bool], owner: str) -> Path | None:
+    """The checkpoint folder of ``step`` under ``checkpoints`` (the highest step when None), among the folders
+    ``complete`` accepts; None when there is none at all. A ``step`` without a folder is a SafeplayError naming
+    ``owner`` and the steps there are."""
+    found = dict(list_step_dirs(checkpoints, complete))
+    if not found:
+        return None
+    if step is None:
+        return found[max(found)]
+    if step not in found:
+        raise SafeplayError(f"{owner} has no checkpoint for step {step}; have {', '.join(map(str, sorted(found)))}")
+    return found[step]
 
 
 def find_step_dir(run_dir: Path, step: int | None = None) -> Path:
     """``RUN/checkpoints/step_<N>`` for ``step``, or the highest N holding role weights."""
-    root = run_dir / "checkpoints"
-    found = {
-        int(m.group(1)): p
-        for p in (root.iterdir() if root.is_dir() else [])
-        if p.is_dir() and (m := _STEP.match(p.name)) and (p / "roles").is_dir()
-    }
-    if not found:
+    path = find_step(run_dir / "checkpoints", step, holds_role_weights, f"run {run_dir}")
+    if path is None:
         raise SafeplayError(f"run {run_dir} has no checkpoints (expected checkpoints/step_<N>/roles/)")
-    if step is None:
-        return found[max(found)]
-    if step not in found:
-        raise SafeplayError(f"run {run_dir} has no checkpoint for step {step}; have {', '.join(map(str, sorted(found)))}")
-    return found[step]
+    return path
 
 
 def load_run_policies(
@@ -46,7 +76,9 @@ def load_run_policies(
     """Role policies of a run at ``step`` (latest when None); ``device``/``dtype`` override the run's config."""
     from safeplay.config import from_dict, read_yaml
     from safeplay.models.loading import ModelConfig
-    from safeplay.models.roles import ROLES, PolicyConfig, build_policies, read_role_meta
+    from safeplay.models.policy_config import ROLES, PolicyConfig
+    from safeplay.models.role_files import read_role_meta
+    from safeplay.models.roles import build_policies
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -48,6 +48,11 @@ def register_recipe(cls: type["Recipe"]) -> type["Recipe"]:
     return cls
 
 
+def unregister_recipe(name: str) -> None:
+    """Forget a recipe added with :func:`register_recipe` (a test's, say)."""
+    _registered.pop(name, None)
+
+
 def recipe_names() -> list[str]:
     """Every known recipe: shipped, registered and installed as plugins."""
     return sorted({*_packages(), *_plugins(), *_registered})
@@ -63,7 +68,7 @@ def recipe_class(name: str) -> type["Recipe"]:
         module, attr = _plugins()[name].split(":")
         cls = getattr(importlib.import_module(module), attr)
     else:
-        raise SafeplayError(f"unknown recipe {name!r}; choose one of {', '.join(recipe_names())}")
+        raise SafeplayError(f"{name!r} is not a recipe; choose one of {', '.join(recipe_names())}")
     if cls.name != name:
         raise SafeplayError(f"recipe {name!r} resolves to a class named {cls.name!r}")
     return cls

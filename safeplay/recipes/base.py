@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -12,6 +11,7 @@ from safeplay.engine.config import TrainConfig
 from safeplay.game.rollout import Game, Turn
 from safeplay.generation.base import ChatPrompt
 from safeplay.rl.batch import RoleSample
+from safeplay.seeding import derive_seed
 
 
 @dataclass
@@ -37,7 +37,7 @@ class RecipeContext:
 
 def step_seed(base: int, step: int, what: str) -> int:
     """A generation seed that depends only on (run seed, step, purpose) — resumed runs replay it exactly."""
-    return (base * 1_000_003 + step * 7919 + zlib.crc32(what.encode())) % (2**31 - 1)
+    return derive_seed(base, step, what)
 
 
 def game_kind(game: Game) -> str:
