@@ -16,6 +16,13 @@ if "SAFEPLAY_DATA_DIR" not in os.environ and _shared.is_dir():
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_collection_modifyitems(config, items):
+    """End-to-end and Ray tests are slow too: ``-m "not slow"`` leaves them out of the quick run."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def data_dir() -> Path:
     path = os.environ.get("SAFEPLAY_DATA_DIR")

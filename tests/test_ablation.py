@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from fakes import SEEDS, FakeJudge, make_cfg, make_trainer, weights
@@ -50,6 +51,7 @@ def overrides(extra_by_arm=None):
     return fn
 
 
+@pytest.mark.slow
 def test_arms_share_one_warm_start_per_seed_and_start_rl_from_the_same_weights(tmp_path):
     runner = Runner(tmp_path)
     fn = overrides()
@@ -79,6 +81,7 @@ def test_arms_share_one_warm_start_per_seed_and_start_rl_from_the_same_weights(t
     assert any(g["attacker"] for g in sp) and not any(g["attacker"] for g in do)
 
 
+@pytest.mark.slow
 def test_a_forked_arm_trains_exactly_like_an_uninterrupted_run(tmp_path):
     runner = Runner(tmp_path)
     fn = overrides()
@@ -92,6 +95,7 @@ def test_a_forked_arm_trains_exactly_like_an_uninterrupted_run(tmp_path):
         assert torch.allclose(v, weights(forked)[k], atol=1e-6), k
 
 
+@pytest.mark.slow
 def test_an_arm_that_changes_the_warm_start_runs_its_own(tmp_path):
     runner = Runner(tmp_path)
     fn = overrides({"no-cot": {"game.cot": "false"}})
@@ -103,6 +107,7 @@ def test_an_arm_that_changes_the_warm_start_runs_its_own(tmp_path):
                                                  str(tmp_path / "abl" / "no-cot" / "seed_1")])
 
 
+@pytest.mark.slow
 def test_a_rerun_trains_nothing_again(tmp_path):
     runner = Runner(tmp_path)
     fn = overrides()
@@ -112,6 +117,7 @@ def test_a_rerun_trains_nothing_again(tmp_path):
     assert again.trainers == {} and copy.deepcopy(first["arms"]) == second["arms"]
 
 
+@pytest.mark.slow
 def test_a_cached_warm_start_is_reused_by_a_run_with_the_same_inputs(tmp_path, monkeypatch):
     """The first run stores its warm start; a second run with other RL settings (lr, steps) starts from it at RL
     step 1 with identical weights, and a run whose warm-start inputs differ does not find it."""

@@ -102,6 +102,7 @@ def test_capability_items(data_dir):
     assert all(len(it.extra["choices"]) == 4 and it.extra["answer"] in range(4) for it in mmlu)
 
 
+@pytest.mark.slow
 def test_eval_prompt_texts_cover_held_out_sets(data_dir):
     texts = set(eval_prompt_texts(data_dir))
     for name in ("harmbench", "xstest-safe", "wildjailbreak-adv-benign", "do-not-answer", "strongreject"):

@@ -42,6 +42,7 @@ def chat(capsys, *args: str) -> tuple[int, str]:
     return rc, capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_one_shot_prints_only_the_answer(model_dir, capsys):
     rc, out = chat(capsys, "--model", str(model_dir), "--prompt", "Hello?")
     assert rc == 0
@@ -55,6 +56,7 @@ def test_one_shot_prints_only_the_answer(model_dir, capsys):
     assert out == want.text.strip() + "\n"
 
 
+@pytest.mark.slow
 def test_adapter_changes_the_answer(model_dir, tmp_path, capsys):
     pol = policies_over(model_dir, ["defender"], PolicyConfig(lora_r=4))
     trained(pol, "defender")
@@ -95,6 +97,7 @@ def write_run(run: Path, model_dir: Path, pol: RolePolicies, steps: list[int]) -
                 pol.save_role(role, run / "checkpoints" / f"step_{step}" / "roles" / role)
 
 
+@pytest.mark.slow
 def test_load_run_policies_latest_and_step(model_dir, tmp_path):
     pol = policies_over(model_dir, ["attacker", "defender"], PolicyConfig(share=SHARE, lora_r=4))
     write_run(tmp_path / "run", model_dir, pol, steps=[5])
@@ -114,6 +117,7 @@ def test_load_run_policies_latest_and_step(model_dir, tmp_path):
         load_run_policies(tmp_path / "run", step=7)
 
 
+@pytest.mark.slow
 def test_chat_run_and_errors(model_dir, tmp_path, capsys):
     pol = policies_over(model_dir, ["attacker", "defender"], PolicyConfig(mode="separate"))
     write_run(tmp_path / "run", model_dir, pol, steps=[3])
@@ -126,6 +130,7 @@ def test_chat_run_and_errors(model_dir, tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_interactive_repl(model_dir, monkeypatch, capsys):
     lines = iter(["Hello", "/reset", "", "Tell me more", "exit"])
     monkeypatch.setattr("rich.prompt.Prompt.ask", lambda *a, **k: next(lines))

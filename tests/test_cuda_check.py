@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -20,6 +21,7 @@ def test_the_larger_model_is_the_same_family_above_half_a_billion_parameters(tin
         (tiny_model_dir / "config.json").read_text())["vocab_size"]
 
 
+@pytest.mark.slow
 def test_training_throughput_section_runs_on_the_cpu(tiny_model_dir):
     out = cuda_check.training_throughput(str(tiny_model_dir), "cpu", n_samples=8)
     assert out["train_tok_s"] > 0 and out["samples"] == 8

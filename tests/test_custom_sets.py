@@ -107,6 +107,7 @@ def model_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_eval_of_a_custom_jsonl_set_end_to_end(model_dir, tmp_path, capsys):
     """Real loading, generation and judging (tiny random model, keyword judge), then a rejudge of the stored answers."""
     path = write_jsonl(tmp_path / "my_product.jsonl", ROWS)

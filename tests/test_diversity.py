@@ -95,6 +95,7 @@ def test_pool_cap_dedup_and_state_roundtrip():
     np.testing.assert_allclose(other.embeddings(e), pool.embeddings(e))
 
 
+@pytest.mark.slow
 def test_real_embedder_faithfulness():
     emb = Embedder.shared()
     v = emb.encode(["hello", "world"])

@@ -10,6 +10,7 @@ from safeplay.data.seed_sources import SeedPrompt
 from safeplay.errors import SafeplayError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cot", [True, False])
 def test_self_redteam_runs_logs_and_checkpoints(tmp_path, cot):
     cfg = make_cfg(**{"game.cot": str(cot).lower()})
@@ -29,6 +30,7 @@ def test_self_redteam_runs_logs_and_checkpoints(tmp_path, cot):
     assert any(not torch.equal(before[k], after[k]) for k in before), "training did not change the weights"
 
 
+@pytest.mark.slow
 def test_resume_equivalence(tmp_path):
     """4 steps in one go == 2 steps, a kill in step 3, --resume, 2 more steps (exact on CPU fp32)."""
     cfg = make_cfg()
@@ -54,6 +56,7 @@ def test_resume_equivalence(tmp_path):
     assert straight.run.games.rows() == resumed.run.games.rows()
 
 
+@pytest.mark.slow
 def test_judge_failure_is_skipped_and_counted(tmp_path):
     cfg = make_cfg()
     tr = make_trainer(tmp_path, cfg, judge=FakeJudge(fail_on_calls=[2]))
@@ -65,6 +68,7 @@ def test_judge_failure_is_skipped_and_counted(tmp_path):
     assert [r["step"] for r in rows if r["kind"] == "train"] == [1, 3, 4]
 
 
+@pytest.mark.slow
 def test_repeated_judge_failure_stops_with_clear_error_and_keeps_checkpoint(tmp_path):
     cfg = make_cfg(**{"judge.max_failures": 2})
     tr = make_trainer(tmp_path, cfg, judge=FakeJudge(fail_on_calls=[3, 4, 5, 6]))
@@ -73,6 +77,7 @@ def test_repeated_judge_failure_stops_with_clear_error_and_keeps_checkpoint(tmp_
     assert (tmp_path / "run" / "checkpoints" / "step_2" / "state.json").is_file()
 
 
+@pytest.mark.slow
 def test_defender_only_has_no_attacker_turns(tmp_path):
     cfg = make_cfg(**{"game.defender_only": "true", "steps": 2})
     tr = make_trainer(tmp_path, cfg)
@@ -95,6 +100,7 @@ class ScriptedPromptJudge(FakeJudge):
         return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("skip", [False, True])
 def test_defender_skips_unfaithful_revisions(tmp_path, skip):
     from safeplay.recipes.self_redteam import SelfRedTeam
@@ -171,6 +177,7 @@ def test_warm_start_harmful_prompts_take_the_contextual_share():
     assert sum(t.startswith("ctx") for t in got) == 3  # all there are
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps", [0, 2])
 def test_end_evaluation_is_not_repeated_on_unchanged_weights(tmp_path, steps):
     calls = []
@@ -186,6 +193,7 @@ def test_end_evaluation_is_not_repeated_on_unchanged_weights(tmp_path, steps):
         assert calls == [(0, "start"), (2, "end")] and "same_as_stage" not in evals[1]
 
 
+@pytest.mark.slow
 def test_grpo_variant_logs_zero_variance_share(tmp_path):
     cfg = make_cfg(**{"rl.algorithm": "grpo", "rl.group_size": 2, "rl.kl_in_reward": "false", "steps": 1})
     tr = make_trainer(tmp_path, cfg)
@@ -200,6 +208,7 @@ def test_grpo_variant_logs_zero_variance_share(tmp_path):
     assert len(attacked) % 4 == 0
 
 
+@pytest.mark.slow
 def test_grpo_groups_compare_answers_to_one_prompt(tmp_path):
     """Each defender group holds G answers to the *same* prompt (one attack, or one verbatim seed); the attacker's
     group is its revisions of one seed, each revision one sample whose reward averages its answers."""
@@ -225,6 +234,7 @@ def test_grpo_groups_compare_answers_to_one_prompt(tmp_path):
     assert defender_groups <= set(by_group)
 
 
+@pytest.mark.slow
 def test_aux_sft_mixes_warm_start_data_into_updates_and_resumes_exactly(tmp_path):
     from safeplay.engine.warm_start import SFT_FILE, make_warm_start
 

@@ -120,6 +120,7 @@ def test_exports_are_standard_folders(exported):
     assert (info["step"], info["role"], info["policy"], info["format"]) == (1, "defender", "player", "merged")
 
 
+@pytest.mark.slow
 def test_plain_transformers_answers_like_safeplay_chat(exported, capsys):
     from_run = chat(capsys, "--run", str(exported["run"]))
     assert from_run != base_answers(exported["base"]), "the trained weights do not change the answers"
@@ -157,6 +158,7 @@ def test_eval_accepts_an_exported_adapter(exported, tmp_path):
     assert json.loads((out / "results.json").read_text())["benchmarks"]["my_prompts"]["n"] == 3
 
 
+@pytest.mark.slow
 def test_full_parameter_run_exports_merged_only(tmp_path, capsys):
     run = train_tiny_run(tmp_path, mode="full")
     assert main(["export", "--run", str(run), "--out", str(tmp_path / "a"), "--format", "adapter"]) == 2

@@ -68,6 +68,7 @@ def test_render_uses_template_and_prefill(tiny):
     assert "<|im_start|>user\nhi<|im_end|>" in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [0.0, 1.3])
 def test_logprobs_match_teacher_forcing(tiny, temperature):
     model, tok = tiny

@@ -55,6 +55,7 @@ def assert_same(a, b):
     SamplingParams(temperature=0, max_new_tokens=12),
     SamplingParams(temperature=1.0, top_p=0.9, top_k=40, max_new_tokens=12),
 ])
+@pytest.mark.slow
 def test_matches_hf_on_the_base_model(sampling):
     model, tok = tiny_model(seed=0)
     a = HFGenerator(model, tok, micro_batch_size=4).generate(prompts(), sampling, seed=5)
@@ -62,6 +63,7 @@ def test_matches_hf_on_the_base_model(sampling):
     assert_same(a, b)
 
 
+@pytest.mark.slow
 def test_matches_hf_under_each_adapter_and_with_adapters_off():
     pm, tok = lora_model()
     hf = HFGenerator(pm, tok, micro_batch_size=3)
@@ -225,6 +227,7 @@ def test_sampler_draws_from_the_truncated_distribution(sampling):
         assert 0.5 * (freq - want[row]).abs().sum() < 0.05
 
 
+@pytest.mark.slow
 def test_full_vocabulary_draw_by_blocks_follows_the_distribution():
     """The two-level (block, then position) inverse-CDF lookup used for whole vocabularies."""
     from safeplay.generation.sampling import CDF_BLOCK, sample_next

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from safeplay.cli import main
 
 
+@pytest.mark.slow
 def test_calibrate_keyword_writes_the_documented_json(data_dir, tmp_path, capsys):
     out = tmp_path / "cal.json"
     assert main(["judge", "calibrate", "--judge", "keyword", "--limit", "40", "--out", str(out)]) == 0

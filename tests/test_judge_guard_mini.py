@@ -87,6 +87,7 @@ def test_long_prompts_can_be_cut_in_the_middle():
         GuardMini(lora_r=4)
 
 
+@pytest.mark.slow
 def test_split_keeps_groups_on_one_side(data_dir):
     data = build_guard_data(data_dir, seed=0)
     sides = {}
@@ -146,6 +147,7 @@ def tiny_cross():
     return CrossEncoder(CrossConfig(max_length=64, lora_r=4, lora_alpha=8), backbone=bert, tokenizer=tok)
 
 
+@pytest.mark.slow
 def test_train_writes_loadable_heads(data_dir, tmp_path):
     from safeplay.judges.guard_train import TrainOptions, train_guard_mini
 

@@ -26,6 +26,7 @@ def model_dir(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_local_judge_batches_like_single_items(model_dir):
     kind = "triplay-eval"
     batched = build_judge(kind, model=str(model_dir), dtype="float32", device="cpu", batch_size=3)

@@ -192,6 +192,7 @@ def test_serve_command_bad_judge_is_a_clear_error(capsys):
     assert "unknown judge 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_serve_command_serves_until_stopped():
     """``safeplay judge serve`` as a user starts it: prints its URL, answers, stops on SIGINT."""
     import os

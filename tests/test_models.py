@@ -52,6 +52,7 @@ def test_model_config_validation():
         ModelConfig(device="gpu")
 
 
+@pytest.mark.slow
 def test_tiny_model_is_deterministic_and_uses_bundled_tokenizer():
     a, tok = tiny_model(seed=3)
     b, _ = tiny_model(seed=3)
@@ -67,6 +68,7 @@ def test_tiny_model_is_deterministic_and_uses_bundled_tokenizer():
     assert tiny_model(num_hidden_layers=3)[0].config.num_hidden_layers == 3
 
 
+@pytest.mark.slow
 def test_local_directory_round_trip(tmp_path):
     model, tok = tiny_model(seed=1)
     model.save_pretrained(tmp_path / "m")
@@ -101,6 +103,7 @@ def test_unwritable_cache_dir(tmp_path, monkeypatch):
         load_tokenizer()
 
 
+@pytest.mark.slow
 def test_corrupt_cache_is_detected_and_rebuilt(fresh_cache, caplog):
     load_tokenizer()
     tok_dir = fresh_cache / "tokenizers" / "smollm2-135m"

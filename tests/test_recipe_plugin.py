@@ -100,6 +100,7 @@ def test_the_engine_reads_its_arms_and_preflight_from_the_class():
         preflight(train_config("echo", ["echo.forbidden_word=lock"]))
 
 
+@pytest.mark.slow
 def test_it_trains_checkpoints_and_resumes(tmp_path):
     straight = make_trainer(tmp_path, train_config("echo"), name="straight")
     straight.fit()

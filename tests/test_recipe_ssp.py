@@ -50,6 +50,7 @@ def train_rows(tr):
     return [r for r in tr.run.metrics.rows() if r["kind"] == "train"]
 
 
+@pytest.mark.slow
 def test_run_logs_pool_metrics_and_replays_failures(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(), always(5))  # every defender answer fails: every attack is a failure
     tr.fit()
@@ -75,6 +76,7 @@ def test_run_logs_pool_metrics_and_replays_failures(tmp_path):
     assert tr.recipe.pool.total_visits == 2
 
 
+@pytest.mark.slow
 def test_replayed_entries_are_rejudged_and_updated(tmp_path):
     # Step 1: every answer fails (score 5). Later: the defender holds (score 1) — replays should record that.
     judge = ScoreJudge(lambda item, call: 5 if call == 1 else 1)
@@ -94,6 +96,7 @@ def test_replayed_entries_are_rejudged_and_updated(tmp_path):
     assert row["ssp/score_hist/1"] == 1.0
 
 
+@pytest.mark.slow
 def test_solved_entries_leave_the_pool(tmp_path):
     judge = ScoreJudge(lambda item, call: 5 if call == 1 else 1)
     cfg = make_cfg(**{"ssp.min_visits": 1, "ssp.evict_success_threshold": 0.4, "steps": 2})
@@ -104,6 +107,7 @@ def test_solved_entries_leave_the_pool(tmp_path):
     assert row["ssp/removed_solved"] == 1 and len(tr.recipe.pool) == size - 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "uniform"])
 def test_replay_modes(tmp_path, mode):
     tr = make_trainer(tmp_path, make_cfg(**{"ssp.replay": mode}), always(5))
@@ -121,6 +125,7 @@ def test_replay_modes(tmp_path, mode):
         assert [r["games"] for r in rows] == [14, 12, 12]
 
 
+@pytest.mark.slow
 def test_benign_rewards_and_unscored_verdicts(tmp_path):
     # Benign prompts: score 2 (a helpful, harmless answer); every other item unreadable.
     benign = {s.text for s in SEEDS if not s.harmful}
@@ -137,6 +142,7 @@ def test_benign_rewards_and_unscored_verdicts(tmp_path):
     assert all(row[f"ssp/score_hist/{k}"] is None for k in range(1, 6))
 
 
+@pytest.mark.slow
 def test_benign_refusal_gets_zero(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(**{"steps": 1}), always(1))
     tr.fit()
@@ -149,6 +155,7 @@ def test_shares_must_leave_room_for_fresh_attacks(tmp_path):
         make_trainer(tmp_path, make_cfg(**{"ssp.replay_share": 0.5, "ssp.benign_share": 0.5}), always(5))
 
 
+@pytest.mark.slow
 def test_state_dict_is_json_and_round_trips(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(**{"ssp.replay": "uniform"}), FakeJudge())
     tr.train_step(1)
@@ -161,6 +168,7 @@ def test_state_dict_is_json_and_round_trips(tmp_path):
     assert [e.id for e in other.recipe.pool.sample(3)] == [e.id for e in tr.recipe.pool.sample(3)]
 
 
+@pytest.mark.slow
 def test_config_settings_win_over_checkpointed_pool_settings(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(), always(5))
     tr.train_step(1)
@@ -171,6 +179,7 @@ def test_config_settings_win_over_checkpointed_pool_settings(tmp_path):
     assert [e.attack for e in other.recipe.pool.entries()] == [e.attack for e in tr.recipe.pool.entries()]
 
 
+@pytest.mark.slow
 def test_resume_restores_the_pool_exactly(tmp_path):
     """4 steps in one go == 2 steps, a kill in step 3, --resume, 2 more steps: same pool, logs and weights."""
     judge_fn = lambda item, call: 5 if (hash_of(item.response) % 3) else 1  # noqa: E731

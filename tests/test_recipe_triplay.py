@@ -77,6 +77,7 @@ def test_bad_triplay_settings_are_rejected(tmp_path, key, value):
 # -- one run -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_each_step_updates_only_its_phase_role(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(**{"triplay.label_decoding": "generate"}))
     tr.recipe.semantic_checks = lambda games, seed: [True] * len(games)
@@ -107,6 +108,7 @@ def test_each_step_updates_only_its_phase_role(tmp_path):
                 assert not changed(before[other], after[other]), f"{other} changed in the {role} phase"
 
 
+@pytest.mark.slow
 def test_run_logs_phase_metrics_and_games(tmp_path):
     tr = make_trainer(tmp_path, make_cfg(**{"triplay.label_decoding": "generate"}))
     tr.fit()
@@ -128,6 +130,7 @@ def test_run_logs_phase_metrics_and_games(tmp_path):
     assert all(g["verdict"]["judge"] == "fallback:fake" for g in red_games)
 
 
+@pytest.mark.slow
 def test_resume_replays_phases_pool_and_buffer_exactly(tmp_path):
     cfg = make_cfg(**{"steps": 4})
     straight = make_trainer(tmp_path, cfg, name="straight")
@@ -154,6 +157,7 @@ def test_resume_replays_phases_pool_and_buffer_exactly(tmp_path):
     assert straight.recipe.state_dict() == resumed.recipe.state_dict()
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_is_exact(tmp_path):
     tr = make_trainer(tmp_path, make_cfg())
     r = tr.recipe
@@ -174,6 +178,7 @@ def test_state_dict_round_trip_is_exact(tmp_path):
 # -- rewards -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_red_reward_weights_defenders(tmp_path):
     cfg = make_cfg(**{"triplay.semantic_reward": 0.0, "triplay.diversity": "false",
                       "triplay.defender_weights": "[0.6,0.3,0.1]"})
@@ -195,6 +200,7 @@ def test_red_reward_weights_defenders(tmp_path):
     assert all(math.isclose(s.reward, expected) for s in res.samples)
 
 
+@pytest.mark.slow
 def test_semantic_reward_added_when_the_check_says_yes(tmp_path):
     cfg = make_cfg(**{"triplay.semantic_reward": 0.5, "triplay.diversity": "false"})
     recipe = make_trainer(tmp_path, cfg).recipe
@@ -207,6 +213,7 @@ def test_semantic_reward_added_when_the_check_says_yes(tmp_path):
     assert res.metrics["triplay/semantic_ok_rate"] == pytest.approx(2 / 3)
 
 
+@pytest.mark.slow
 def test_diversity_penalty_zero_with_empty_pool_and_applied_against_it(tmp_path):
     cfg = make_cfg(**{"triplay.semantic_reward": 0.0})
     tr = make_trainer(tmp_path, cfg)
@@ -254,6 +261,7 @@ class PanelJudge:
         return out
 
 
+@pytest.mark.slow
 def test_evaluator_reward_on_agreement_filtered_votes(tmp_path):
     cfg = make_cfg(**{"batch_size": 4, "triplay.label_decoding": "generate"})
     tr = make_trainer(tmp_path, cfg)
@@ -291,6 +299,7 @@ def test_evaluator_reward_on_agreement_filtered_votes(tmp_path):
     assert recipe.totals["vote_dropped"] == 1
 
 
+@pytest.mark.slow
 def test_unreadable_labels_are_dropped_without_a_judge(tmp_path):
     cfg = make_cfg(**{"triplay.semantic_reward": 0.0, "triplay.label_decoding": "generate"})
     tr = make_trainer(tmp_path, cfg)
@@ -306,6 +315,7 @@ def test_unreadable_labels_are_dropped_without_a_judge(tmp_path):
     assert res.metrics["triplay/label_dropped_rate"] == 1.0
 
 
+@pytest.mark.slow
 def test_scored_labels_are_always_readable_and_come_from_the_evaluator(tmp_path):
     tr = make_trainer(tmp_path, make_cfg())  # label_decoding: scored (the default)
     tr.fit()
@@ -343,12 +353,14 @@ def test_scored_eval_samples_are_label_words_with_the_vote_reward(tmp_path):
     assert [s.completion_ids for s in again.samples] == [s.completion_ids for s in res.samples]
 
 
+@pytest.mark.slow
 def test_heldout_set_is_fixed_and_balanced(data_dir):
     a = heldout_items(data_dir)
     assert a == heldout_items(data_dir)
     assert [sum(lab == x for *_, lab in a) for x in LABELS] == [8, 8, 8]
 
 
+@pytest.mark.slow
 def test_evaluator_warm_start_data_is_balanced_and_disjoint_from_heldout(data_dir):
     from safeplay.recipes.triplay.labels import evaluator_sft_examples
 
@@ -360,6 +372,7 @@ def test_evaluator_warm_start_data_is_balanced_and_disjoint_from_heldout(data_di
     assert not any(r in t and p in t for p, r in held for t in texts)
 
 
+@pytest.mark.slow
 def test_warm_start_teaches_the_evaluator_label_words(data_dir, tmp_path):
     from safeplay.engine.warm_start import make_warm_start
 
@@ -385,6 +398,7 @@ def test_expert_panels_split_safety_and_utility(tmp_path):
 # -- defender-only arm and per-role schedules ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_defender_only_has_no_attacker_turns_and_the_same_defender_budget(tmp_path):
     cfg = make_cfg(**{"steps": 6, "game.defender_only": "true", "triplay.label_decoding": "generate"})
     tr = make_trainer(tmp_path, cfg)

@@ -80,6 +80,7 @@ def test_detect(tmp_path):
         detect(tmp_path / "empty")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("maker", [make_run, make_evaluation, make_comparison])
 def test_untrusted_text_is_escaped(tmp_path, maker):
     html = build_report(maker(tmp_path / "x"))
@@ -89,6 +90,7 @@ def test_untrusted_text_is_escaped(tmp_path, maker):
     assert "Content-Security-Policy" in html
 
 
+@pytest.mark.slow
 def test_run_report_content(tmp_path):
     html = build_report(make_run(tmp_path / "run"))
     assert html.count('src="data:image/png;base64,') >= 2  # curves + before/after bars
@@ -106,6 +108,7 @@ def test_comparison_report_lists_arms(tmp_path):
     assert "asr_std" not in html
 
 
+@pytest.mark.slow
 def test_write_report_default_location(tmp_path):
     run = make_run(tmp_path / "run")
     assert write_report(run) == run / "report.html"
@@ -141,6 +144,7 @@ def _dump_dom(browser: str, page: Path, profile: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None, reason="no Chromium binary (apt-get install chromium); CI installs it")
 @pytest.mark.parametrize("maker", [make_run, make_evaluation])
 def test_report_in_headless_chromium(tmp_path, maker):

@@ -44,6 +44,7 @@ def train_once(rl: RLConfig) -> tuple[dict, dict[str, torch.Tensor]]:
     return stats, {k: v.clone() for k, v in pol.state_dict("attacker").items()}
 
 
+@pytest.mark.slow
 def test_fused_pass_equals_two_passes():
     kw = dict(micro_batch_size=3, kl_in_reward=True, kl_beta=0.05, old_logprobs="recompute")
     fused_stats, fused = train_once(RLConfig(fused_max_tokens=100_000, **kw))
@@ -70,6 +71,7 @@ def with_rollout_logprobs(batch_samples: list[RoleSample]) -> list[RoleSample]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("minibatches", [1, 2])
 def test_rollout_logprobs_replace_the_old_pass(minibatches, monkeypatch):
     """REINFORCE++ with the KL in the reward: the rollout's log-probs give the update of a recomputed old pass,
@@ -97,6 +99,7 @@ def test_rollout_logprobs_replace_the_old_pass(minibatches, monkeypatch):
         assert torch.allclose(r_w[k], p_w[k], atol=tol), (k, (r_w[k] - p_w[k]).abs().max())
 
 
+@pytest.mark.slow
 def test_samples_without_rollout_logprobs_are_recomputed():
     pol = policies()
     mixed = with_rollout_logprobs(samples())
@@ -132,6 +135,7 @@ def test_fused_pass_only_for_one_minibatch_within_the_token_budget():
     assert not PolicyUpdater(pol, "attacker", RLConfig(minibatches=2), OptimConfig(), 1)._fits_fused(samples())
 
 
+@pytest.mark.slow
 def test_logprobs_from_the_first_completion_position_match_the_full_pass():
     pol = policies()
     batch = collate(samples(6), pol.tokenizer.pad_token_id)
@@ -161,6 +165,7 @@ def test_grpo_skips_zero_variance_groups_before_any_forward():
     assert sum(calls) == 2  # only group 1's samples were ever forwarded
 
 
+@pytest.mark.slow
 def test_a_restored_updater_trains_with_its_own_learning_rate():
     """Moments and schedule position come from the checkpoint; the rate from the config the run resumed with."""
     pol = policies()
@@ -212,6 +217,7 @@ def test_class_baseline_centres_rewards_within_each_kind_of_game():
     assert trained == {"batch": 4.0, "class": 2.0}
 
 
+@pytest.mark.slow
 def test_samples_are_scored_at_their_sampling_temperature():
     """A sample drawn at temperature T is scored as log softmax(logits / T): the same values the generator
     reported, so the rollout-vs-learner gap logged by the update is ~0 (it is large when scored at T = 1)."""
@@ -274,6 +280,7 @@ def test_rft_trains_only_on_samples_above_the_threshold():
     assert all(torch.equal(before2[k], v) for k, v in pol2.state_dict("attacker").items())
 
 
+@pytest.mark.slow
 def test_online_dpo_pairs_answers_to_one_prompt_and_raises_the_chosen_margin():
     from safeplay.rl.direct import dpo_pairs
 

@@ -79,6 +79,7 @@ def test_reference_ignores_training(mode):
     assert [c.token_ids for c in pol.base_generator().generate(PROMPTS, GREEDY)] == base0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lora", "separate", "full"])
 def test_frozen_reference_is_the_snapshot_per_policy(tmp_path, mode):
     share = SHARED if mode == "full" else {}
@@ -152,6 +153,7 @@ def test_separate_mode_gradients_stay_in_the_role_copy():
     assert all(p.grad is None for p in pol.reference.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["lora", "separate", "full"])
 def test_save_load_round_trip(tmp_path, mode):
     share = SHARED if mode == "full" else {}
@@ -174,6 +176,7 @@ def test_save_load_round_trip(tmp_path, mode):
         assert torch.equal(lps(fresh, r, ids, mask), want[r])
 
 
+@pytest.mark.slow
 def test_load_role_rejects_other_layouts(tmp_path):
     lora = make("lora", roles=("defender",))
     lora.save_role("defender", tmp_path / "d")
@@ -213,6 +216,7 @@ def test_config_errors_are_clear():
     assert PolicyConfig(share={"attacker": "defender"}).share == {"attacker": "defender"}
 
 
+@pytest.mark.slow
 def test_policy_errors_are_clear():
     model, tok = tiny_model()
     with pytest.raises(SafeplayError, match="mode=full trains one shared model"):

@@ -45,6 +45,7 @@ def train(root: Path, steps: int, resume: bool = False, **log: str) -> RunDir:
     return run
 
 
+@pytest.mark.slow
 def test_mlflow_file_store_gets_metrics_config_and_evaluations_and_resume_continues_the_run(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
@@ -76,6 +77,7 @@ def test_mlflow_file_store_gets_metrics_config_and_evaluations_and_resume_contin
     assert "MLflow (file store)" in page and "mlflow ui --backend-store-uri" in page
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_gets_metrics_config_and_eval_tables(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")

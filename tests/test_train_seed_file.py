@@ -24,6 +24,7 @@ def train_args(model_dir, seed_file, out) -> list[str]:
     return ["train", "--out", str(out), "--quiet"] + [a for o in overrides for a in ("--set", o)]
 
 
+@pytest.mark.slow
 def test_a_seed_file_trains_with_attacks(tmp_path, tiny_model_dir):
     seed_file = tmp_path / "mine.jsonl"
     seed_file.write_text("".join(json.dumps({"text": t, "harmful": h}) + "\n"
