@@ -200,6 +200,10 @@ class GuardData:
     """Test side of the machine-labelled JailbreakBench artifacts (scored apart from the human labels)."""
     test_adversarial_refusals: list[ResponseExample] = field(default_factory=list)
     """Test-side jailbreak prompts paired with test-side real refusals (refusal True, harmful False)."""
+    test_wrapped_styles: list[PromptExample] = field(default_factory=list)
+    """Test prompts set in held-out jailbreak styles (``guard_augment``)."""
+    test_off_topic: list[ResponseExample] = field(default_factory=list)
+    """Test prompts followed by complying test answers to other prompts (refusal False; ``guard_augment``)."""
 
 
 def _norm(text: str) -> str:
@@ -332,6 +336,16 @@ def _adversarial_refusal_swaps(responses: list[ResponseExample], prompts: list[P
                             "refusal-swap-adversarial", f"swap:{p}") for p in picked]
 
 
+def contextual_rows(root: Path, side: str, seed: int) -> list[dict[str, str]]:
+    """HarmBench val's contextual behaviours of one side (``train`` or ``dev``), split as ``_context_swaps`` splits
+    them (the same random stream)."""
+    rows = [r for r in _csv(root / "harmbench" / "harmbench_behaviors_text_val.csv")
+            if r["FunctionalCategory"] == "contextual" and r["ContextString"].strip()]
+    random.Random(seed + 17).shuffle(rows)
+    cut = int(round(CONTEXT_SPLIT[0] * len(rows)))
+    return rows[:cut] if side == "train" else rows[cut:]
+
+
 def _context_swaps(root: Path, responses: dict[str, list[ResponseExample]], prompts: dict[str, list[PromptExample]],
                    rng: random.Random) -> dict[str, list[ResponseExample]]:
     """Context paragraph + request + a refusal or a complying answer, per side (see the module docstring)."""
@@ -428,7 +442,7 @@ def _compliant(ex: ResponseExample) -> bool:
     return ex.refusal is False or (ex.refusal is None and ex.harmful is True)
 
 
-def build_guard_data(root: Path, seed: int = 0) -> GuardData:
+def build_guard_data(root: Path, seed: int = 0, with_bundled: bool = True) -> GuardData:
     """Load every source from ``root`` (a data directory laid out like the published files) and split it."""
     xs_r, xs_p, xs_desc = _xstest(root, seed)
     cc_r, cc_desc = _jbb_cc(root, seed)
@@ -478,6 +492,12 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
     test_wrapped = [PromptExample(rng.choice(TEST_WRAPPERS).format(p=ex.prompt), ex.harmful, ex.source, True)
                     for ex in prompts["test"]]
     test_adversarial = _adversarial_refusal_swaps(responses["test"] + art_r["test"], test_wrapped, rng, TEST_SHORT_REFUSALS)
+    # guard-mini v2's styles, long prompts, off-topic and incoherent answers: their own random streams, after every
+    # set above is drawn (guard_augment).
+    from safeplay.judges.guard_augment import augment
+
+    data = GuardData(responses, prompts, test_hacked, test_wrapped, {}, art_r["test"], test_adversarial)
+    v2 = augment(root, data, seed, with_bundled)
 
     def counts(rs: list[ResponseExample]) -> dict[str, int]:
         return {
@@ -507,5 +527,7 @@ def build_guard_data(root: Path, seed: int = 0) -> GuardData:
         "test_wrapped": {"n": len(test_wrapped), "harmful": sum(p.harmful for p in test_wrapped)},
         "test_artifacts": counts(art_r["test"]),
         "test_adversarial_refusals": counts(test_adversarial),
+        "v2": v2,
     }
-    return GuardData(responses, prompts, test_hacked, test_wrapped, description, art_r["test"], test_adversarial)
+    data.description = description
+    return data
