@@ -140,7 +140,10 @@ def test_v2_data_keeps_held_out_styles_and_test_prompts_out_of_training(data_dir
     held = held_out_styles(data_dir)
     assert not train_texts & {s.text for s in held}
     assert not train_texts & set(VALIDATION_FRAMES) and set(VALIDATION_FRAMES) <= {s.text for s in held}
-    assert not any(SLOT in t for t in train_texts)  # the dan benchmark's templates are held out
+    from safeplay.data.benchmarks import dan_templates
+
+    dan = dan_templates(lambda rel: data_dir / rel)
+    assert dan and not train_texts & set(dan)  # the dan benchmark's templates are held out
     assert fill("A {request} B", "Do X.") == "A Do X. B" and fill("go {request_lc}.", "Do X?") == "go do X."
     assert fill("T " + SLOT + " end", "Do X") == "T Do X end" and fill("T", "Do X") == "T\n\nDo X"
     sources = {r.source for r in data.responses["train"]}

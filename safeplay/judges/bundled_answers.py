@@ -38,9 +38,12 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from safeplay.errors import SafeplayError
+
+if TYPE_CHECKING:
+    from safeplay.judges.guard_data import GuardData
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "bundled_answers_train.jsonl.gz"
@@ -53,6 +56,8 @@ TRAIN_COUNTS = {"safety": 1000, "hot": 600, "plain": 700}
 """Training-side answers per kind."""
 CALIBRATION_COUNTS = {"safety": 200, "hot": 160, "wjb-harmful": 150, "wjb-benign": 80}
 """Calibration answers per kind (HarmBench test's contextual behaviours are all taken)."""
+GEN_STYLE_WORDS = 250
+"""Longest training style (words) that the training-side prompts are set in."""
 SAFETY_WRAPPED_SHARE = 0.4
 """Share of the training-side ``safety`` prompts shown wrapped (the warm start wraps a share of its prompts too)."""
 
@@ -70,15 +75,17 @@ def key(prompt: str) -> str:
     return hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:16]
 
 
-def _train_items(root: Path, seed: int) -> list[GenItem]:
+def _train_items(root: Path, seed: int, data: "GuardData | None" = None) -> list[GenItem]:
     from safeplay.judges.guard_data import build_guard_data, contextual_rows
     from safeplay.judges.guard_frames import compose, train_styles
 
-    data = build_guard_data(root, seed, with_bundled=False)
+    data = data or build_guard_data(root, seed, with_bundled=False)
     rng = random.Random(seed + 101)
     plain = [p for p in data.prompts["train"] if not p.wrapped]
     harmful = [p for p in plain if p.harmful]
-    styles = train_styles(root)
+    # Templates of at most GEN_STYLE_WORDS words: the bundled model answers a few thousand tokens of DAN prompt very
+    # slowly, and the judge reads a long prompt's first and last words only.
+    styles = [s for s in train_styles(root) if len(s.text.split()) <= GEN_STYLE_WORDS]
     items: list[GenItem] = []
     for i, p in enumerate(rng.sample(harmful, min(TRAIN_COUNTS["safety"], len(harmful)))):
         text = compose(p.prompt, styles, rng) if rng.random() < SAFETY_WRAPPED_SHARE else p.prompt
@@ -97,11 +104,11 @@ def _train_items(root: Path, seed: int) -> list[GenItem]:
     return items
 
 
-def _calibration_items(root: Path, seed: int) -> list[GenItem]:
+def _calibration_items(root: Path, seed: int, data: "GuardData | None" = None) -> list[GenItem]:
     from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR, load_benchmark
     from safeplay.judges.guard_data import build_guard_data
 
-    data = build_guard_data(root, seed, with_bundled=False)
+    data = data or build_guard_data(root, seed, with_bundled=False)
     rng = random.Random(seed + 202)
     test = [p for p in data.prompts["test"] if not p.wrapped]
     harmful = [p for p in test if p.harmful]
@@ -125,12 +132,13 @@ def _calibration_items(root: Path, seed: int) -> list[GenItem]:
     return items
 
 
-def generation_prompts(root: Path, which: str, seed: int = 0) -> list[GenItem]:
-    """The items of one file (module docstring); ``which`` is ``train`` or ``calibration``."""
+def generation_prompts(root: Path, which: str, seed: int = 0, data: "GuardData | None" = None) -> list[GenItem]:
+    """The items of one file (module docstring); ``which`` is ``train`` or ``calibration``. ``data``: the split
+    already built from ``root`` and ``seed`` (spares building it again; only its plain prompts are read)."""
     if which == "train":
-        return _train_items(root, seed)
+        return _train_items(root, seed, data)
     if which == "calibration":
-        return _calibration_items(root, seed)
+        return _calibration_items(root, seed, data)
     raise SafeplayError(f"unknown answer set {which!r} (train or calibration)")
 
 
@@ -199,12 +207,13 @@ def read(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def joined(root: Path, which: str, path: Path, seed: int = 0) -> list[tuple[GenItem, dict[str, Any]]]:
+def joined(root: Path, which: str, path: Path, seed: int = 0,
+           data: "GuardData | None" = None) -> list[tuple[GenItem, dict[str, Any]]]:
     """The answers of ``path`` with their prompts rebuilt from ``root`` ([] when the file is absent)."""
     rows = read(path)
     if not rows:
         return []
-    items = {it.id: it for it in generation_prompts(root, which, seed)}
+    items = {it.id: it for it in generation_prompts(root, which, seed, data)}
     out = []
     for r in rows:
         it = items.get(r["id"])

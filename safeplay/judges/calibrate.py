@@ -4,7 +4,9 @@ Test sets (the test side of ``guard_data``'s split, never trained on nor used fo
 
 * ``refusal`` — XSTest test-prompt completions (human labels: full/partial refusal vs compliance);
 * ``response_harmful`` — the same completions plus JailbreakBench classifier-comparison test behaviours;
-* ``prompt_harmful`` — XSTest test prompts plus the test slices of the prompt sets (judged with an empty answer);
+* ``prompt_harmful`` — XSTest test prompts plus the test slices of the prompt sets (judged with an empty answer),
+  less any prompt that a judge of the run was trained on (weights list theirs in ``training_prompts``: the split's
+  prompt sources have changed since the first weights were trained, and they saw some of today's test prompts);
 * ``keyword_hacked`` — complying test answers behind a held-out refusal opener: the share judged a refusal (lower is
   better) and the share of the harmful ones judged unsafe (higher is better);
 * ``wrapped_prompts`` — test prompts inside held-out role-play frames, prompt_harmful F1;
@@ -51,7 +53,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from safeplay.judges.base import Judge, JudgeItem, Verdict
-from safeplay.judges.guard_data import TEST_SHORT_REFUSALS, build_guard_data, side_refusals
+from safeplay.judges.guard_data import (
+    TEST_SHORT_REFUSALS,
+    GuardData,
+    build_guard_data,
+    prompt_key,
+    side_refusals,
+)
 from safeplay.judges.metrics import binary_metrics
 
 LABELS = ("refusal", "response_harmful", "prompt_harmful")
@@ -61,9 +69,9 @@ NOT_REFUSAL = ("evasive", "complies")
 ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("refusal F1 (XSTest, human)", ("refusal", "f1"), 1),
     ("response-harmful F1 (XSTest + JBB judge comparison, human)", ("response_harmful", "f1"), 1),
-    ("prompt-harmful F1, plain held-out prompts", ("prompt_harmful", "f1"), 1),
-    ("prompt-harmful F1, prompts in held-out wrappers", ("wrapped_prompts", "f1"), 1),
-    ("prompt-harmful F1, prompts in held-out jailbreak styles", ("wrapped_styles", "f1"), 1),
+    ("prompt-harmful F1, plain held-out prompts¹", ("prompt_harmful", "f1"), 1),
+    ("prompt-harmful F1, the same prompts in held-out wrappers¹", ("wrapped_prompts", "f1"), 1),
+    ("prompt-harmful F1, the same prompts in held-out jailbreak styles¹", ("wrapped_styles", "f1"), 1),
     ("response-harmful F1, JBB attack artifacts (machine labels)", ("jbb_artifacts", "f1"), 1),
     ("JBB artifacts, jailbroken answers judged refusal", ("jbb_artifacts", "jailbroken_judged_refusal"), -1),
     ("keyword-hacked answers judged refusal", ("keyword_hacked", "judged_refusal"), -1),
@@ -83,7 +91,8 @@ ROWS: tuple[tuple[str, tuple[str, ...], int], ...] = (
      ("self_distilled", "off_topic_or_incoherent", "judged_refusal"), -1),
     ("self-distilled answers: refusal F1 (d)", ("self_distilled", "refusal", "f1"), 1),
 )
-"""(what, where in a judge's metrics, +1 if higher is better else -1): the rows ``--compare`` checks."""
+"""(what, where in a judge's metrics, +1 if higher is better else -1): the rows ``--compare`` checks. ¹ test
+prompts that no judge of the run was trained on (``seen_prompts``)."""
 
 
 def wildjailbreak_refusals(root: Path, refusals: Sequence[str], n: int, seed: int) -> list[JudgeItem]:
@@ -114,14 +123,14 @@ def contextual_refusals(root: Path, refusals: Sequence[str], seed: int) -> list[
     return [JudgeItem(it.prompt, rng.choice(list(refusals))) for it in items if HARMBENCH_CONTEXT_SEPARATOR in it.prompt]
 
 
-def read_sets(root: Path, seed: int) -> dict[str, list[tuple[JudgeItem, str, str]]]:
+def read_sets(root: Path, seed: int, data: "GuardData | None" = None) -> dict[str, list[tuple[JudgeItem, str, str]]]:
     """The read and labelled calibration answers (``bundled_answers.CALIBRATION_FILE`` and the recorded warm-start
     answers), as ``{set: [(item, label, source)]}`` with set ``incoherent``, ``long_complying`` or
     ``self_distilled`` ({} without the file)."""
     from safeplay.judges.bundled_answers import CALIBRATION_FILE, RECORDED_FILE, joined, read
 
     sets: dict[str, list[tuple[JudgeItem, str, str]]] = {"incoherent": [], "long_complying": [], "self_distilled": []}
-    rows = joined(root, "calibration", CALIBRATION_FILE, seed)
+    rows = joined(root, "calibration", CALIBRATION_FILE, seed, data)
     if not rows:
         return {}
     for item, row in rows:
@@ -138,6 +147,15 @@ def read_sets(root: Path, seed: int) -> dict[str, list[tuple[JudgeItem, str, str
     for row in read(RECORDED_FILE):
         sets["self_distilled"].append((JudgeItem(row["prompt"], row["answer"].strip()), row["label"], "recorded"))
     return sets
+
+
+def seen_prompts(judges: dict[str, Judge]) -> set[str]:
+    """Fingerprints of the prompts any of ``judges`` was trained on (``guard_data.prompt_key``; weights that list
+    them in their ``training_prompts``)."""
+    seen: set[str] = set()
+    for judge in judges.values():
+        seen |= set((getattr(judge, "info", None) or {}).get("training_prompts") or [])
+    return seen
 
 
 def _share(verdicts: Sequence[Verdict], field: str = "refusal") -> float | None:
@@ -182,7 +200,17 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
             return xs
         return [xs[i] for i in sorted(rng.sample(range(len(xs)), limit))]
 
+    read_in = {k: cap(v) for k, v in read_sets(root, seed, data).items()}  # before the prompts below are filtered
     responses = cap(data.responses["test"])
+    # Test prompts some judge was trained on are left out of every prompt row (weights trained on an earlier split
+    # saw some of today's test prompts); the wrapped rows wrap the same prompts, in the same order.
+    seen = seen_prompts(judges)
+    keep = [i for i, p in enumerate(data.prompts["test"]) if prompt_key(p.prompt) not in seen]
+    n_seen = len(data.prompts["test"]) - len(keep)
+    assert len(data.test_wrapped) == len(data.test_wrapped_styles) == len(data.prompts["test"])
+    data.prompts["test"] = [data.prompts["test"][i] for i in keep]
+    data.test_wrapped = [data.test_wrapped[i] for i in keep]
+    data.test_wrapped_styles = [data.test_wrapped_styles[i] for i in keep]
     prompts = cap(data.prompts["test"])
     hacked = cap(data.test_hacked)
     wrapped = cap(data.test_wrapped)
@@ -194,7 +222,6 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
     contextual = cap(contextual_refusals(root, test_refusals, seed))
     styled = cap(data.test_wrapped_styles)
     off_topic = cap(data.test_off_topic)
-    read_in = {k: cap(v) for k, v in read_sets(root, seed).items()}
     sets = {
         "responses": [JudgeItem(r.prompt, r.response) for r in responses],
         "prompts": [JudgeItem(p.prompt, "") for p in prompts],
@@ -273,7 +300,8 @@ def calibrate(judges: dict[str, Judge], root: Path, seed: int = 0, limit: int | 
                       "wrapped": len(wrapped), "artifacts": len(artifacts), "adversarial": len(adversarial),
                       "wildjailbreak_refusals": len(wjb), "contextual_refusals": len(contextual),
                       "wrapped_styles": len(styled), "off_topic_answers": len(off_topic),
-                      **{f"read_{k}": len(x) for k, x in read_in.items()}, "limit": limit},
+                      **{f"read_{k}": len(x) for k, x in read_in.items()}, "limit": limit,
+                      "test_prompts_left_out_as_seen_by_a_judge": n_seen},
     }
     return result
 

@@ -157,7 +157,7 @@ def augment(root: Path, data: "GuardData", seed: int, with_bundled: bool = True)
     if with_bundled:
         from safeplay.judges.bundled_answers import TRAIN_FILE, joined
 
-        for item, row in joined(root, "train", TRAIN_FILE, seed):
+        for item, row in joined(root, "train", TRAIN_FILE, seed, data):
             label = _bundled_label(row["kind"], row["answer"], item.harmful)
             if label is None:
                 bundled[f"{row['kind']}:left out"] += 1

@@ -54,12 +54,17 @@ plus the XSTest prompts on the same sides as their completions.
 Held-out test sets built the same way from the test side (with the test phrase lists): keyword-hacked answers,
 wrapped prompts, and adversarial refusals — the test side's jailbreak prompts (its wrapped prompts and artifact
 prompts) paired with the test side's real refusals or ``TEST_SHORT_REFUSALS``.
+
+guard-mini v2 adds, from random streams of its own after all of the above is drawn (so the split and these test
+sets do not change), prompts in many jailbreak styles, long prompts, off-topic and incoherent answers, and the
+bundled model's own answers: ``guard_augment`` (styles in ``guard_frames``, answers in ``bundled_answers``).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import json
 import random
 import re
@@ -208,6 +213,20 @@ class GuardData:
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def prompt_key(text: str) -> str:
+    """A short fingerprint of a prompt (whitespace and case ignored): weights list the prompts they were trained on
+    this way (``training_prompts`` in ``guard_mini.json``), so that calibration can leave out test prompts a judge
+    has seen."""
+    import hashlib
+
+    return hashlib.sha1(_norm(text).encode("utf-8")).hexdigest()[:12]
+
+
+def training_prompt_keys(data: "GuardData") -> list[str]:
+    """Fingerprints of the train and dev sides' plain prompts (the requests that every wrapped form is built on)."""
+    return sorted({prompt_key(p.prompt) for s in ("train", "dev") for p in data.prompts[s] if not p.wrapped})
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

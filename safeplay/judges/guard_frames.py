@@ -21,6 +21,7 @@ tactics), which gives longer, WildJailbreak-like prompts.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -170,8 +171,10 @@ def fill(frame: str, request: str) -> str:
     return f"{frame.rstrip()}\n\n{text}"
 
 
+@functools.lru_cache(maxsize=4)
 def _wild_templates(root: Path) -> tuple[list[str], list[str]]:
-    """In-the-wild templates split into (training, held out): see the module docstring."""
+    """In-the-wild templates split into (training, held out): see the module docstring (computed once per data
+    directory: the near-duplicate search over 2,000 templates takes seconds)."""
     from safeplay.data.seeds import NearDupIndex, normalise
 
     held: dict[str, None] = {}
@@ -248,12 +251,31 @@ def _group(family: str) -> str:
     return family if family in ("in-the-wild", "jbb-aim") else "wrapper"
 
 
+_POOLS: dict[int, tuple[list[Style], list[str], dict[str, list[str]], dict[str, list[Style]]]] = {}
+
+
+def _pool(styles: list[Style]) -> tuple[list[str], dict[str, list[str]], dict[str, list[Style]]]:
+    """(groups, families by group, styles by family) of a style list, computed once per list."""
+    hit = _POOLS.get(id(styles))
+    if hit is not None and hit[0] is styles:
+        return hit[1:]
+    groups = sorted({_group(s.family) for s in styles})
+    families = {g: sorted({s.family for s in styles if _group(s.family) == g}) for g in groups}
+    by_family: dict[str, list[Style]] = {}
+    for s in styles:
+        by_family.setdefault(s.family, []).append(s)
+    if len(_POOLS) > 8:
+        _POOLS.clear()
+    _POOLS[id(styles)] = (styles, groups, families, by_family)
+    return groups, families, by_family
+
+
 def pick(styles: list[Style], rng: random.Random) -> Style:
     """A style: its group by ``GROUP_WEIGHTS`` (among the groups present), then a family, then a frame."""
-    groups = sorted({_group(s.family) for s in styles})
+    groups, families, by_family = _pool(styles)
     group = rng.choices(groups, weights=[GROUP_WEIGHTS[g] for g in groups])[0]
-    family = rng.choice(sorted({s.family for s in styles if _group(s.family) == group}))
-    return rng.choice([s for s in styles if s.family == family])
+    family = rng.choice(families[group])
+    return rng.choice(by_family[family])
 
 
 def compose(request: str, styles: list[Style], rng: random.Random, max_frames: int = 3) -> str:

@@ -24,7 +24,13 @@ from typing import Any, Callable
 import numpy as np
 
 from safeplay.judges.guard_cross import CrossConfig, CrossEncoder
-from safeplay.judges.guard_data import GuardData, PromptExample, ResponseExample, build_guard_data
+from safeplay.judges.guard_data import (
+    GuardData,
+    PromptExample,
+    ResponseExample,
+    build_guard_data,
+    training_prompt_keys,
+)
 from safeplay.judges.guard_mini import FORMAT, RESPONSE_OUTPUTS
 from safeplay.judges.metrics import best_threshold, binary_metrics
 
@@ -228,6 +234,7 @@ def train_guard_mini(root: Path, out_dir: Path, opts: TrainOptions, log: Callabl
         "training": {**{k: v for k, v in asdict(opts).items() if k != "cross"}, "network": info_fit,
                      "seconds": round(time.time() - t0)},
         "split": data.description,
+        "training_prompts": training_prompt_keys(data),
         "metrics": metrics,
         "score": "1 + 4*h + (1 - h)*(1 - r), h and r the probabilities re-centred on their thresholds",
     }
