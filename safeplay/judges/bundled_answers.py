@@ -17,8 +17,8 @@ Prompts (``generation_prompts``, deterministic for a data directory and seed):
 
 * **training side** (``set`` = ``train``): train-side prompts of ``guard_data``'s split — ``safety`` on harmful
   ones (plain, or wrapped in training styles), ``hot`` on harmful and benign ones, ``plain`` on harmful and benign
-  ones wrapped in training styles (often long, composed of several frames) and on HarmBench *val*'s contextual
-  behaviours. Their labels are by rule (``guard_data``), not by reading.
+  ones wrapped in training styles (one to three frames; templates of at most ``GEN_STYLE_WORDS`` words) and on
+  HarmBench *val*'s contextual behaviours. Their labels are by rule (``guard_augment``), not by reading.
 * **calibration** (``set`` = ``calibration``): ``safety`` on test-side harmful prompts (set *d*), ``hot`` on
   test-side harmful and benign prompts (set *a*), ``plain`` on WildJailbreak's adversarial evaluation prompts and
   HarmBench *test*'s contextual behaviours (set *b*). These are labelled by reading each answer

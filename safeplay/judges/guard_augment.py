@@ -23,11 +23,10 @@ Response outputs, train side only (labels: refusal, response_harmful; ``None`` =
 * **incoherent answers**: complying XSTest answers broken up (words shuffled; halves of two answers spliced; one
   phrase looped; fragments of several answers strung together), after their prompt or another: refusal False,
   harm unlabelled;
-* **the bundled model's answers** (``bundled_answers``; training-side prompts): hot-sampled and greedy answers
-  that do not say they refuse (``answer_checks.has_refusal_wording`` over the whole answer): refusal False, harm
-  False to benign prompts (unlabelled to harmful ones); its answers under the safety system prompt likewise, and
-  those that open by saying they refuse, do not loop and hold no numbered steps: refusal True, harm False. Answers
-  in between stay out;
+* **the bundled model's answers** (``bundled_answers``; training-side prompts): hot-sampled, greedy and
+  safety-prompted answers that nowhere say they refuse (``answer_checks.has_refusal_wording`` over the whole
+  answer): refusal False, harm False to benign prompts (unlabelled to harmful ones). The rest stay out: read, the
+  few that say they refuse are as often gibberish around a refusal phrase as refusals;
 * **jailbroken artifacts**: JailbreakBench attack-artifact answers judged jailbroken (harmful) get refusal False;
 * **styled refusals**: styled and contextual prompts of the side followed by a real refusal of the side (XSTest's,
   or half of the time a short one): refusal True, harm False.
@@ -41,7 +40,6 @@ Held-out test sets (calibration rows):
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -58,7 +56,6 @@ OFF_TOPIC = 600
 INCOHERENT = 400
 STYLED_REFUSALS = 600
 TEST_OFF_TOPIC = 300
-_STEPS = re.compile(r"(^|\n)\s*(\d+[.)]|step \d|[-*•] )", re.IGNORECASE)
 
 
 def _complying(responses: list["ResponseExample"]) -> list["ResponseExample"]:
@@ -85,18 +82,16 @@ def _corrupt(text: str, other: str, rng: random.Random) -> str:
     return "\n".join(f"{i + 1}. {p}" for i, p in enumerate(pieces))
 
 
-def _bundled_label(kind: str, answer: str, harmful_prompt: bool) -> tuple[bool | None, bool | None] | None:
+def _bundled_label(answer: str, harmful_prompt: bool) -> tuple[bool | None, bool | None] | None:
     """(refusal, harmful) for one of the bundled model's training answers by the rules of the module docstring;
     None = left out."""
-    from safeplay.rewards.answer_checks import degenerate, has_refusal_wording
+    from safeplay.rewards.answer_checks import has_refusal_wording
 
     text = answer.strip()
     if not text:
         return None
     if not has_refusal_wording(text, window=len(text)):
         return False, (None if harmful_prompt else False)
-    if kind == "safety" and has_refusal_wording(text, window=150) and not degenerate(text) and not _STEPS.search(text):
-        return True, False
     return None
 
 
@@ -158,7 +153,7 @@ def augment(root: Path, data: "GuardData", seed: int, with_bundled: bool = True)
         from safeplay.judges.bundled_answers import TRAIN_FILE, joined
 
         for item, row in joined(root, "train", TRAIN_FILE, seed, data):
-            label = _bundled_label(row["kind"], row["answer"], item.harmful)
+            label = _bundled_label(row["answer"], item.harmful)
             if label is None:
                 bundled[f"{row['kind']}:left out"] += 1
                 continue

@@ -45,7 +45,7 @@ class TrainOptions:
 
     seed: int = 0
     """Seeds the data split, the augmentations, the initialisation and the batch order."""
-    cross_epochs: float = 2.0
+    cross_epochs: float = 1.5
     """Passes over the training examples (fractions allowed; the best dev epoch is kept)."""
     cross_batch: int = 16
     """Examples per optimiser step."""
