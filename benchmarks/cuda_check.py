@@ -12,13 +12,23 @@ its config, nothing downloaded), so it runs on any CUDA machine with safeplay in
 3. **resume equivalence** on CUDA: 4 steps in one go vs killed in step 3 (checkpoint at 2) + resumed to 4 (max abs weight
    difference and whether the metrics rows are equal; CUDA kernels need not be bit-deterministic);
 4. **rollout tokens/s**: the lean decoder vs plain HF ``model.generate`` at batch 64 and 256, 64 new tokens,
-   EOS ignored, same prompts.
+   EOS ignored, same prompts;
+5. **training tokens/s**: one ``PolicyUpdater`` step (REINFORCE++ with KL, LoRA r = 16, micro-batches of 8) on 24
+   synthetic samples of 60–180 tokens, as ``benchmarks/throughput.py`` measures it on the CPU: padded tokens
+   processed per second of the update;
+6. **a larger model of the same family**: a Llama of the bundled model's shape scaled to about 0.68B parameters
+   (hidden 1536, 24 layers, 24 heads, 8 KV heads, MLP 4096; the bundled vocabulary and tokenizer), random weights
+   built from that config here (nothing downloaded): its rollout tokens/s (lean decoder vs HF ``generate``, batch
+   64) and its training tokens/s as in 5, plus the same with gradient checkpointing.
 
-    python benchmarks/cuda_check.py [--config-dir DIR] [--json out.json]
+    python benchmarks/cuda_check.py [--config-dir DIR] [--json out.json] [--sections …] [--device cuda|cpu]
 
 ``--config-dir``: a folder with the model's ``config.json`` and tokenizer files (default: the bundled model's
-cache, built on first use). The last line is ``SUMMARY parity=… train=… resume_max_diff=… fast_tok_s_b256=…
-hf_tok_s_b256=…``.
+cache, built on first use). Without a CUDA device the script says so and stops (exit 0, ``SUMMARY skipped``);
+``--device cpu`` runs the sections on the CPU instead — slowly — except the larger model's, which are skipped
+there (its parameter count is still printed, from a weightless build). The last line is ``SUMMARY parity=…
+train=… resume_max_diff=… fast_tok_s_b256=… hf_tok_s_b256=… train_tok_s=… big_params=… big_fast_tok_s_b64=…
+big_train_tok_s=…``.
 """
 
 from __future__ import annotations
@@ -190,7 +200,7 @@ def train_runs(spec: str, root: Path, device: str) -> dict:
     return out
 
 
-def throughput(spec: str, device: str) -> dict:
+def throughput(spec: str, device: str, batches: tuple[int, ...] = (64, 256)) -> dict:
     import torch
 
     from safeplay.generation.base import ChatPrompt, SamplingParams
@@ -201,7 +211,7 @@ def throughput(spec: str, device: str) -> dict:
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     out = {}
     sampling = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=64)
-    for b in (64, 256):
+    for b in batches:
         prompts = [ChatPrompt([{"role": "user", "content": f"Write a short story about item {i}."}]) for i in range(b)]
         fast = FastGenerator(model, tok, micro_batch_size=b, ignore_eos=True)
         fast.generate(prompts[:8], sampling, seed=0)  # warm-up
@@ -222,6 +232,83 @@ def throughput(spec: str, device: str) -> dict:
         sync()
         new = (gen.shape[1] - enc["input_ids"].shape[1]) * b
         out[f"hf_tok_s_b{b}"] = round(new / (time.perf_counter() - t0), 1)
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return out
+
+
+BIG_SHAPE = dict(hidden_size=1536, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=24,
+                 num_key_value_heads=8, head_dim=64)
+"""The bundled model's family (Llama, SmolLM2 tokenizer, tied embeddings) at about 0.68B parameters."""
+SECTIONS = ("parity", "train", "throughput", "training_throughput", "big")
+
+
+def big_config_dir(config_dir: Path, out: Path) -> Path:
+    """``config_dir`` with the model shape replaced by :data:`BIG_SHAPE` (tokenizer files copied)."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = json.loads((config_dir / "config.json").read_text())
+    data.update(BIG_SHAPE)
+    (out / "config.json").write_text(json.dumps(data, indent=1))
+    for name in TOKENIZER_FILES:
+        if (config_dir / name).is_file():
+            shutil.copy2(config_dir / name, out / name)
+    return out
+
+
+def parameter_count(config_dir: Path) -> int:
+    """Parameters of the model ``config_dir`` describes, built on the meta device (no memory, no weights)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config_dir))
+    return sum(p.numel() for p in model.parameters())
+
+
+def training_throughput(spec: str, device: str, gradient_checkpointing: bool = False, n_samples: int = 24) -> dict:
+    """Padded tokens per second of one REINFORCE++ ``PolicyUpdater`` step on synthetic samples (LoRA r = 16)."""
+    import torch
+
+    from safeplay.models.loading import ModelConfig, enable_gradient_checkpointing
+    from safeplay.models.roles import PolicyConfig, build_policies
+    from safeplay.rl.update import OptimConfig, PolicyUpdater, RLConfig
+    from throughput import padded_tokens, synthetic_samples
+
+    pol = build_policies(ModelConfig(spec=spec, device=device, dtype="bfloat16",
+                                     gradient_checkpointing=gradient_checkpointing),
+                         PolicyConfig(share={"defender": "player"}), ["defender"])
+    samples = synthetic_samples(pol.tokenizer, n_samples)
+    rl = RLConfig(micro_batch_size=8)
+    upd = PolicyUpdater(pol, "defender", rl, OptimConfig(), total_steps=10)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    upd.step(samples[:8])  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    upd.step(samples)
+    sync()
+    out = {"train_tok_s": round(padded_tokens(samples, rl.micro_batch_size) / (time.perf_counter() - t0), 1),
+           "samples": len(samples), "gradient_checkpointing": gradient_checkpointing}
+    del pol, upd
+    if device.startswith("cuda"):
+        out["peak_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        torch.cuda.empty_cache()
+    return out
+
+
+def big_model(config_dir: Path, work: Path, device: str) -> dict:
+    """Rollout and training throughput of the ~0.68B random-weight model (CUDA only; on the CPU its size alone)."""
+    big_cfg = big_config_dir(config_dir, work / "big-config")
+    out: dict = {"params": parameter_count(big_cfg)}
+    if not device.startswith("cuda"):
+        out["skipped"] = "needs CUDA (a 0.68B model on the CPU would take tens of minutes here)"
+        return out
+    spec = str(random_model_dir(big_cfg, work / "big-model"))
+    out.update({f"rollout_{k}": v for k, v in throughput(spec, device, batches=(64,)).items()})
+    out["training"] = training_throughput(spec, device)
+    out["training_checkpointed"] = training_throughput(spec, device, gradient_checkpointing=True)
     return out
 
 
@@ -232,21 +319,31 @@ def main() -> int:
     ap.add_argument("--config-dir", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--device", default="cuda", help="cuda (default) or cpu, to try the script itself")
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
     args = ap.parse_args()
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        ap.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("no CUDA device: nothing to check here")
-        return 2
+        print("no CUDA device: the CUDA checks are skipped (--device cpu runs them on the CPU, slowly)")
+        print("SUMMARY skipped=no-cuda")
+        return 0
     report: dict = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
                     "torch": torch.__version__}
     work = Path(tempfile.mkdtemp(prefix="safeplay-cuda-"))
     config_dir = Path(args.config_dir) if args.config_dir else default_config_dir()
     spec = str(random_model_dir(config_dir, work / "model"))
     dev = args.device
-    for name, fn in (("parity", lambda: parity(spec, dev)), ("train", lambda: train_runs(spec, work / "runs", dev)),
-                     ("throughput", lambda: throughput(spec, dev))):
+    runs = {
+        "parity": lambda: parity(spec, dev), "train": lambda: train_runs(spec, work / "runs", dev),
+        "throughput": lambda: throughput(spec, dev), "training_throughput": lambda: training_throughput(spec, dev),
+        "big": lambda: big_model(config_dir, work, dev),
+    }
+    for name in sections:
         t0 = time.time()
         try:
-            report[name] = fn()
+            report[name] = runs[name]()
         except Exception as e:  # report every section even when one fails
             import traceback
 
@@ -256,11 +353,15 @@ def main() -> int:
         print(name, json.dumps(report[name]), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
-    p, t, g = report["parity"], report["train"], report["throughput"]
+    p, t, g = (report.get(k, {}) for k in ("parity", "train", "throughput"))
+    tt, big = report.get("training_throughput", {}), report.get("big", {})
     print(f"SUMMARY parity={p.get('ok')} fast_lp_diff={p.get('fast_logprob_max_abs_diff')} "
           f"train={t.get('train_ok')} resume_max_diff={t.get('resume_max_abs_diff')} "
           f"resume_metrics_equal={t.get('resume_metrics_equal')} "
-          f"fast_tok_s_b256={g.get('fast_tok_s_b256')} hf_tok_s_b256={g.get('hf_tok_s_b256')}")
+          f"fast_tok_s_b256={g.get('fast_tok_s_b256')} hf_tok_s_b256={g.get('hf_tok_s_b256')} "
+          f"train_tok_s={tt.get('train_tok_s')} big_params={big.get('params')} "
+          f"big_fast_tok_s_b64={big.get('rollout_fast_tok_s_b64')} "
+          f"big_train_tok_s={(big.get('training') or {}).get('train_tok_s')}")
     return 0
 
 

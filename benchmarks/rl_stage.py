@@ -55,11 +55,31 @@ def final_step(run: Path) -> int:
     return int(ckpt.name.split("_")[-1])
 
 
+def covers_test_set(report: dict) -> bool:
+    """Whether an evaluation's results are this test set's: every benchmark with the same item count, greedy,
+    MAX_NEW_TOKENS, judge guard-mini (the cpu-demo preset evaluates exactly this set)."""
+    from safeplay.data.benchmarks import load_benchmark
+
+    benches = report.get("benchmarks", {})
+    if report.get("max_new_tokens") != MAX_NEW_TOKENS or report.get("judge") != "guard-mini":
+        return False
+    for name, limit in TEST_SET.items():
+        n = len(load_benchmark(name, limit=limit))
+        if benches.get(name, {}).get("n") != n:
+            return False
+    return True
+
+
 def evaluate_step(run: Path, step: int, batch_size: int) -> dict:
-    """Test-set results of ``run``'s checkpoint at ``step`` (computed once, then read back)."""
+    """Test-set results of ``run``'s checkpoint at ``step``: the run's own evaluation of that step when it covered
+    the test set, else computed once into ``evals/test_step_<step>`` and read back later."""
     out = run / "evals" / f"test_step_{step}"
     if (out / "results.json").is_file():
         return json.loads((out / "results.json").read_text())
+    for stage in ("end", "after_warm_start", "periodic") if step else ("after_warm_start",):
+        own = run / "evals" / f"step_{step}_{stage}" / "results.json"
+        if own.is_file() and covers_test_set(json.loads(own.read_text())):
+            return json.loads(own.read_text())
     from safeplay.eval.capability import scorer_from
     from safeplay.eval.runner import evaluate
     from safeplay.judges.registry import build_judge
@@ -87,7 +107,7 @@ def hacking(run: Path) -> dict[str, float | None]:
         return {}
     last = train[-LAST_STEPS:]
     out: dict[str, float | None] = {}
-    for key in ("defender/refusal_without_wording", "attacker/coherent_on_topic_rate", "defender/undecidable"):
+    for key in ("defender/refusal_without_wording", "attacker/coherent_on_topic_rate", "defender/evasive"):
         vals = [r[key] for r in last if isinstance(r.get(key), (int, float))]
         out[f"{key} (last {LAST_STEPS} steps)"] = mean(vals) if vals else None
     first = [r.get("attacker/coherent_on_topic_rate") for r in train[:1]]

@@ -15,8 +15,15 @@ from safeplay.errors import SafeplayError
 COMMANDS = ["train", "eval", "report", "ablate", "chat", "export", "judge", "models"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the mistake and where to read the usage, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="safeplay",
         description="Safer language models by self-play reinforcement learning.",
     )

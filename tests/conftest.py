@@ -22,3 +22,15 @@ def data_dir() -> Path:
     if not path or not Path(path).is_dir():
         pytest.skip("benchmark data directory not available")
     return Path(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random model (``tiny_model(seed=0)``) with the bundled tokenizer: a model directory spec."""
+    from safeplay.models.loading import tiny_model
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    model, tok = tiny_model(seed=0)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

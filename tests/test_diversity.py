@@ -68,6 +68,18 @@ def test_penalty_grows_with_similarity():
     assert diversity_penalty(ATTACK, pool, None) < same
 
 
+@pytest.mark.parametrize("k", [1.0, 3.0])
+def test_scaled_penalty_is_bounded_by_max_penalty(k):
+    e = HashEmbedder()
+    pool = AttackSuccessPool()
+    pool.add(ATTACK, e.encode([ATTACK])[0])
+    raw = diversity_penalties([ATTACK, NEAR, FAR], pool, e, k=k)
+    scaled = diversity_penalties([ATTACK, NEAR, FAR], pool, e, k=k, max_penalty=1.0)
+    assert scaled[0] == pytest.approx(1.0, rel=1e-4)  # an exact repeat costs exactly the maximum
+    assert all(0.0 <= s <= 1.0 + 1e-6 for s in scaled)
+    assert [s / r for s, r in zip(scaled, raw) if r] == pytest.approx([scaled[0] / raw[0]] * sum(map(bool, raw)))
+
+
 def test_pool_cap_dedup_and_state_roundtrip():
     e = HashEmbedder()
     pool = AttackSuccessPool(cap=2)

@@ -8,6 +8,7 @@ import types
 
 import pytest
 
+import safeplay.models.loading  # noqa: F401  (real: the flag checks read it; the fixture fakes the loaders only)
 from safeplay.cli import main
 
 from safeplay.judges.base import Verdict, label_from
@@ -49,6 +50,7 @@ def fakes(monkeypatch, tmp_path):
     modules["safeplay.models.checkpoint_io"].load_run_policies = load_run_policies
     modules["safeplay.generation.factory"].make_generator = make_generator
     modules["safeplay.judges.registry"].build_judge = lambda name, **kw: FakeJudge()
+    modules["safeplay.judges.registry"].check_judge = lambda *a, **k: None
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
     return loaded

@@ -165,6 +165,8 @@ def test_llm_judge_client_end_to_end(served_fake, fmt, api):
             assert v.response_harmful == want.response_harmful
         elif fmt == "ssp-score":
             assert v.score == want.score and v.response_harmful == want.response_harmful
+        elif fmt == "strongreject":  # the rubric's anchors: harmful help, or (anything else) a refusal
+            assert v.response_harmful == want.response_harmful and v.refusal == (not want.response_harmful)
         else:
             assert v.label == want.label
 

@@ -260,7 +260,9 @@ def test_diversity_penalty_zero_with_empty_pool_and_applied_against_it(tmp_path)
     assert [g.attack.public for g in second.games] == attacks
     for a, b in zip(first.games, second.games):
         p = b.extra["diversity_penalty"]
-        assert p > 0
+        # An exact repeat, scored here by its BLEU term alone (no embedder): 2·y(1) of the 6·y(1) maximum, scaled
+        # to triplay.diversity_max (1.0) — unscaled it was 2·(e − 1) ≈ 3.4 against an outcome reward of ±1.
+        assert p == pytest.approx(cfg.triplay.diversity_max / 3, rel=1e-3)
         assert math.isclose(b.rewards["attacker"], a.rewards["attacker"] - p)
     assert second.metrics["triplay/diversity_penalty_mean"] > 0
 
@@ -412,3 +414,34 @@ def test_expert_panels_split_safety_and_utility(tmp_path):
     voter = recipe.expert_judge()
     assert [j.name for j in voter.safety] == ["fake"] and [j.name for j in voter.utility] == ["fake", "keyword"]
     assert voter.safety[0] is recipe.ctx.judge and voter.require_agreement
+
+
+# -- defender-only arm and per-role schedules ----------------------------------------------------------
+
+
+def test_defender_only_has_no_attacker_turns_and_the_same_defender_budget(tmp_path):
+    cfg = make_cfg(**{"steps": 6, "game.defender_only": "true", "triplay.label_decoding": "generate"})
+    tr = make_trainer(tmp_path, cfg)
+    attacker = role_weights(tr, "attacker")
+    tr.fit()
+    assert not changed(attacker, role_weights(tr, "attacker"))
+    games = tr.run.games.rows()
+    assert games and all(g["attacker"] is None and not g["attacked"] for g in games)
+    rows = [r for r in tr.run.metrics.rows() if r["kind"] == "train"]
+    red = [r for r in rows if r["triplay/phase"] == "red"]
+    assert red and all(r["samples"] == 0 and r["triplay/red_idle"] == 1.0 for r in red)
+    self_play = make_trainer(tmp_path, make_cfg(steps=6), name="self-play")
+    for role in ("defender", "evaluator"):  # the arms differ in the attacker alone
+        assert ([role in tr.recipe.trains(s) for s in range(1, 7)]
+                == [role in self_play.recipe.trains(s) for s in range(1, 7)])
+    assert not any(tr.recipe.trains(s) == ("attacker",) for s in range(1, 7))
+
+
+def test_each_role_schedule_spans_only_the_steps_it_trains(tmp_path):
+    cfg = make_cfg(**{"steps": 6, "optim.warmup_ratio": 0, "optim.min_lr_ratio": 0.1, "optim.schedule": "cosine"})
+    tr = make_trainer(tmp_path, cfg)
+    for name, updater in tr.updaters.items():
+        factor = updater.scheduler.lr_lambdas[0]
+        # Each role trains in 2 of the 6 steps: its cosine reaches the floor after its own 2 updates.
+        assert factor(1) == pytest.approx(0.55), name
+        assert factor(2) == pytest.approx(0.1), name

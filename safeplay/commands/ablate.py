@@ -8,14 +8,18 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="compare arms of a recipe (e.g. self-play vs defender-only)", description=__doc__)
-    p.add_argument("--recipe", default="self-redteam")
-    p.add_argument("--preset", default="cpu-demo")
-    p.add_argument("--arms", default="self-play,defender-only", help="comma-separated arms")
+    p.add_argument("--recipe", default="self-redteam", help="self-redteam (default), ssp or triplay")
+    p.add_argument("--preset", default="cpu-demo", help="cpu-smoke, cpu-demo (default), gpu-8b or gpu-8b-llama")
+    p.add_argument("--arms", default="self-play,defender-only",
+                   help="comma-separated arms (self-redteam: self-play, defender-only, no-cot, zero-sum; ssp: "
+                   "self-play, defender-only, no-replay, uniform-replay; triplay: self-play, defender-only, "
+                   "no-diversity)")
     p.add_argument("--seeds", type=int, default=1, help="runs per arm (seeds base, base+1, …)")
     p.add_argument("--benchmarks", default=None, help="evaluation benchmarks (default: HarmBench, XSTest-safe, WildJailbreak adversarial harmful/benign)")
     p.add_argument("--limit", type=int, default=None, help="fixed subset size per benchmark (default: the preset's)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", default="runs/ablation")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key in every arm (repeatable; see safeplay train --help-config)")
+    p.add_argument("--out", default="runs/ablation", help="ablation folder (default: runs/ablation)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.set_defaults(func=run)
 
@@ -31,9 +35,19 @@ def run(args: argparse.Namespace) -> int:
     from safeplay.engine.run_dir import RunDir
     from safeplay.engine.setup import resolve_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    from safeplay.engine.preflight import preflight
+    from safeplay.errors import SafeplayError
+
+    # Every arm's config is built and checked before anything trains or a folder is made.
+    if args.seeds < 1:
+        raise SafeplayError(f"--seeds must be >= 1 (runs per arm), got {args.seeds}")
+    if args.limit is not None and args.limit < 1:
+        raise SafeplayError(f"--limit must be >= 1, got {args.limit}")
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     check_arms(args.recipe, arms)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SafeplayError(f"--out {out} is a file, not a folder")
     benches = args.benchmarks or ",".join(DEFAULT_BENCHMARKS)
     common = list(args.overrides) + [f"eval.benchmarks={benches}"]
     if args.limit is not None:
@@ -45,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(args.recipe, args.preset, overrides=common + ARMS[arm] + [f"seed={seed}"])
         cfg.name = f"{arm}-seed{seed}"
         return cfg
+
+    for arm in arms:
+        preflight(overrides_for(arm, seeds[0]))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
 
     def train(cfg, root: Path) -> None:
         run_dir = RunDir(root)

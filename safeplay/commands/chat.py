@@ -67,13 +67,36 @@ def _generator(args: argparse.Namespace):
     return policies.generator(args.role), f"{args.adapter} ({args.role})"
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before a model loads (one line per mistake)."""
+    from safeplay.commands.checks import at_least, model_flags, run_folder
+    from safeplay.models.loading import check_model_spec
+    from safeplay.models.roles import ROLES
+
+    at_least("--max-new-tokens", args.max_new_tokens, 1)
+    at_least("--temperature", args.temperature, 0)
+    at_least("--step", args.step, 0)
+    if args.role not in ROLES:
+        raise SafeplayError(f"--role {args.role!r} is not a role; choose one of {', '.join(ROLES)}")
+    model_flags(args.dtype, args.device)
+    if args.step is not None and not args.run:
+        raise SafeplayError("--step needs --run")
+    if args.run:
+        if args.adapter:
+            raise SafeplayError("--adapter and --run cannot be combined (a run brings its own weights)")
+        run_folder("--run", args.run)
+    if args.model:
+        check_model_spec(args.model, "--model")
+    if args.adapter:
+        from safeplay.models.roles import read_role_meta
+
+        read_role_meta(Path(args.adapter))
+
+
 def run(args: argparse.Namespace) -> int:
     from safeplay.generation.base import ChatPrompt, SamplingParams
 
-    if args.max_new_tokens < 1:
-        raise SafeplayError("--max-new-tokens must be >= 1")
-    if args.temperature is not None and args.temperature < 0:
-        raise SafeplayError("--temperature must be >= 0")
+    _check_args(args)
     temperature = args.temperature if args.temperature is not None else (0.0 if args.prompt is not None else 0.7)
     sampling = SamplingParams(temperature=temperature, max_new_tokens=args.max_new_tokens)
     system = [{"role": "system", "content": args.system}] if args.system else []

@@ -35,7 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=None, help="checkpoint step of --run (default: the latest)")
     p.add_argument("--benchmarks", default=DEFAULT_BENCHMARKS,
                    help=f"comma-separated names or file:PATH (default: {DEFAULT_BENCHMARKS})")
-    p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini)")
+    p.add_argument("--judge", default="guard-mini", help="judge name (default: guard-mini; strongreject for "
+                   "StrongREJECT's rubric grader, wildguard, … with --option)")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="judge option (value read as YAML), e.g. -o endpoint=http://127.0.0.1:8000 -o model_name=m")
     p.add_argument("--limit", type=int, default=None, help="fixed seeded random subset of N items per benchmark")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit subset (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: evals/<model>-<time>)")
@@ -136,20 +139,17 @@ def _judges(arms: dict[str, dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from safeplay.commands.checks import parse_options
     from safeplay.data.benchmarks import get_spec
-    from safeplay.eval.runner import check_benchmarks
     from safeplay.judges.registry import build_judge
 
+    options = parse_options(args.option)
+    _check_args(args, options)
     if args.rejudge is not None:
-        return _rejudge(args, build_judge(args.judge))
+        return _rejudge(args, build_judge(args.judge, **options))
     benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-    check_benchmarks(benchmarks)
-    if args.step is not None and args.run is None:
-        raise SafeplayError("--step needs --run")
-    if args.limit is not None and args.limit < 1:
-        raise SafeplayError("--limit must be >= 1")
     needs_judge = any(get_spec(b).metric not in ("gsm8k", "mmlu") for b in benchmarks)
-    judge = build_judge(args.judge) if needs_judge else _NoJudge()
+    judge = build_judge(args.judge, **options) if needs_judge else _NoJudge()
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     main_label = _label(args.run or args.model, args.step if args.run else None)
@@ -179,11 +179,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_args(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Every flag checked before a judge or a model loads or a folder is made (one line per mistake)."""
+    from safeplay.commands.checks import at_least, folder_path, model_flags, run_folder
+    from safeplay.eval.runner import check_benchmarks
+    from safeplay.judges.registry import check_judge
+    from safeplay.models.loading import check_model_spec
+
+    check_judge(args.judge, options, "--judge", "--option")
+    for flag, value, low in (("--limit", args.limit, 1), ("--batch-size", args.batch_size, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1), ("--step", args.step, 0)):
+        at_least(flag, value, low)
+    folder_path("--out", args.out)
+    if args.rejudge is not None:
+        if args.compare or args.step is not None:
+            raise SafeplayError("--rejudge takes no --compare or --step")
+        if not all((Path(args.rejudge) / f).is_file() for f in ("results.json", "generations.jsonl")):
+            raise SafeplayError(f"--rejudge {args.rejudge} is not an evaluation folder (results.json and "
+                                "generations.jsonl)")
+        return
+    benchmarks = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    if not benchmarks:
+        raise SafeplayError("--benchmarks names no benchmark")
+    check_benchmarks(benchmarks)  # a custom set's file is read here: a malformed one fails before any model
+    if args.step is not None and args.run is None:
+        raise SafeplayError("--step needs --run")
+    model_flags(args.dtype, args.device)
+    if args.run is not None:
+        run_folder("--run", args.run)
+    if args.model is not None:
+        check_model_spec(args.model, "--model")
+    for target in args.compare or []:
+        if not _is_run(target):
+            check_model_spec(target, "--compare")
+
+
 def _rejudge(args: argparse.Namespace, judge: Any) -> int:
     from safeplay.eval.runner import rejudge
 
-    if args.compare or args.step is not None:
-        raise SafeplayError("--rejudge takes no --compare or --step")
     source = Path(args.rejudge)
     out = Path(args.out) if args.out else source.parent / f"{source.name}-{judge.name}"
     report = rejudge(source, judge, out_dir=out)

@@ -30,15 +30,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before any weights are read or a folder is written (one line per mistake)."""
+    import re
+
+    from safeplay.commands.checks import at_least, folder_path, run_folder
+    from safeplay.errors import SafeplayError
+    from safeplay.models.roles import ROLES
+
+    if args.private and not args.push_to_hub:
+        raise SafeplayError("--private needs --push-to-hub")
+    folder_path("--out", args.out)
+    at_least("--step", args.step, 0)
+    if args.role not in ROLES:
+        raise SafeplayError(f"--role {args.role!r} is not a role; choose one of {', '.join(ROLES)}")
+    if args.push_to_hub is not None and not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", args.push_to_hub):
+        raise SafeplayError(f"--push-to-hub {args.push_to_hub!r} is not a Hugging Face repo id (name or owner/name)")
+    run_folder("--run", args.run)
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
     from safeplay.errors import SafeplayError
     from safeplay.export import export_run
 
+    _check_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    if args.private and not args.push_to_hub:
-        raise SafeplayError("--private needs --push-to-hub")
     out = export_run(args.run, args.out, fmt=args.format, role=args.role, step=args.step, dtype=args.dtype,
                      force=args.force, card_target=args.push_to_hub)
     print(f"wrote {out}")

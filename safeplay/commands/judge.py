@@ -72,31 +72,21 @@ def run_train(args: argparse.Namespace) -> int:
     from safeplay.judges.guard_train import TrainOptions, train_guard_mini
     from safeplay.paths import data_dir
 
+    from safeplay.commands.checks import folder_path
+
+    folder_path("--out", args.out)
+    root = data_dir(required=True)
     console = Console()
     out = (args.out or default_train_dir()).expanduser()
     if out.resolve() == WEIGHTS_DIR.resolve():
         raise SafeplayError(f"{out} holds the weights shipped in the package; train into another folder and load it "
                             "with --judge guard-mini:FOLDER")
-    info = train_guard_mini(data_dir(required=True), out, TrainOptions(seed=args.seed), log=console.print)
+    info = train_guard_mini(root, out, TrainOptions(seed=args.seed), log=console.print)
     m = info["metrics"]["test"]
     console.print(f"wrote {out / 'guard_mini.safetensors'} and guard_mini.json (use: --judge guard-mini:{out})")
     for label in ("refusal", "response_harmful", "prompt_harmful"):
         console.print(f"  test {label}: F1 {m[label]['f1']}, accuracy {m[label]['accuracy']} (n={m[label]['n']})")
     return 0
-
-
-def _parse_options(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
-    from safeplay.errors import SafeplayError
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SafeplayError(f"judge option {pair!r} must look like KEY=VALUE")
-        out[key] = yaml.safe_load(value) if value else ""
-    return out
 
 
 def _table(result: dict[str, Any]):
@@ -174,6 +164,8 @@ def _compare_table(result: dict[str, Any], old: str, new: str):
 def run_calibrate(args: argparse.Namespace) -> int:
     import json
 
+    from safeplay.commands.checks import parse_options
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -181,8 +173,17 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from safeplay.judges.registry import build_judge
     from safeplay.paths import data_dir
 
+    from safeplay.commands.checks import at_least
+    from safeplay.errors import SafeplayError
+    from safeplay.judges.registry import check_judge
+
+    options = parse_options(args.option)
+    check_judge(args.judge, options, "--judge")
+    at_least("--limit", args.limit, 1)
+    if args.out is not None and args.out.is_dir():
+        raise SafeplayError(f"--out {args.out} is a folder; name the JSON file to write")
+    root = data_dir(required=True)
     console = Console()
-    options = _parse_options(args.option)
     seed = args.seed
     if seed is None:
         from safeplay.judges.guard_mini import META
@@ -209,7 +210,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             task = bar.add_task(f"judging with {name}", total=total)
             return lambda n: bar.advance(task, n)
 
-        result = calibrate(judges, data_dir(required=True), seed=seed, limit=args.limit, progress=progress)
+        result = calibrate(judges, root, seed=seed, limit=args.limit, progress=progress)
     console.print(_table(result))
     if new_name is not None:
         result["compare"] = {"old": args.judge, "new": new_name, "rows": compare_rows(result, args.judge, new_name)}
@@ -227,14 +228,37 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     import logging
 
+    from safeplay.commands.checks import parse_options
+
     from safeplay.judges.openai_compat import SERVED_FORMATS
     from safeplay.judges.registry import build_judge
     from safeplay.judges.server import JudgeServer, ServeConfig
 
+    import os
+    import re
+    import socket
+
+    from safeplay.config import ConfigError
+    from safeplay.errors import SafeplayError
+    from safeplay.judges.registry import check_judge
+
+    try:
+        cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                          api_key_env=args.api_key_env)
+    except ConfigError as e:
+        raise SafeplayError(f"--{str(e).replace('_', '-')}") from None
+    options = parse_options(args.option)
+    check_judge(args.judge, options, "--judge")
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]+", args.host):
+        raise SafeplayError(f"--host {args.host!r} is not a host name or an IP address")
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except (OSError, UnicodeError) as e:
+        raise SafeplayError(f"--host {args.host!r} is not an address here ({e})") from None
+    if args.api_key_env is not None and not os.environ.get(args.api_key_env):
+        raise SafeplayError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    cfg = ServeConfig(host=args.host, port=args.port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
-                      api_key_env=args.api_key_env)
-    judge = build_judge(args.judge, **_parse_options(args.option))
+    judge = build_judge(args.judge, **options)
     server = JudgeServer(judge, cfg)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         logging.getLogger("safeplay").warning("serving on %s: anyone who can reach it can use the judge", args.host)

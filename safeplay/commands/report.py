@@ -18,8 +18,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from safeplay.errors import SafeplayError
     from safeplay.eval.report import write_report
 
+    if not Path(args.path).exists():
+        raise SafeplayError(f"{args.path} not found")
+    if args.out is not None and Path(args.out).is_dir():
+        raise SafeplayError(f"--out {args.out} is a folder; name the HTML file to write")
     target = write_report(args.path, args.out)
     print(f"wrote {target}")
     return 0

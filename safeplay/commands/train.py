@@ -44,37 +44,50 @@ def _help_config() -> int:
 def run(args: argparse.Namespace) -> int:
     if args.help_config:
         return _help_config()
-    from safeplay.config import from_dict, load_config
+    from safeplay.config import load_config, read_yaml
     from safeplay.engine.config import TrainConfig
+    from safeplay.engine.preflight import preflight
     from safeplay.engine.progress import run_with_progress
     from safeplay.engine.run_dir import RunDir
     from safeplay.engine.setup import default_run_name, resolve_config
     from safeplay.errors import SafeplayError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # Everything is checked before a model loads or a folder is made: a typo costs one line, not a stray folder.
+    if args.ray_address and args.distributed != "ray":
+        raise SafeplayError("--ray-address needs --distributed ray")
     if args.resume:
         if not args.out:
             raise SafeplayError("--resume needs --out DIR (the run folder to continue)")
-        run_dir = RunDir(Path(args.out))
-        if not run_dir.config_path.is_file():
-            raise SafeplayError(f"{args.out} is not a run folder (no config.yaml)")
-        cfg = load_config(TrainConfig, [run_dir.read_config()], args.overrides)
+        out = Path(args.out)
+        if not (out / "config.yaml").is_file():
+            raise SafeplayError(f"--out {args.out} is not a run folder (no config.yaml); nothing to resume")
+        cfg = load_config(TrainConfig, [read_yaml(out / "config.yaml")], args.overrides)
     else:
-        cfg = resolve_config(args.recipe, args.preset, args.config, args.overrides)
-        if args.name:
-            cfg.name = args.name
+        name = [f"name={args.name}"] if args.name else []  # checked like the config key: a folder name
+        cfg = resolve_config(args.recipe, args.preset, args.config, args.overrides + name)
         if not cfg.name:
             cfg.name = default_run_name(cfg, args.preset)
         out = Path(args.out) if args.out else Path("runs") / cfg.name
         if (out / "checkpoints" / "latest").exists():
             raise SafeplayError(f"{out} already holds a run; use --resume to continue it or another --out")
+        if out.exists() and not out.is_dir():
+            raise SafeplayError(f"--out {out} is a file, not a folder")
+    preflight(cfg)
+    if args.distributed == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise SafeplayError("--distributed ray needs Ray: pip install 'safeplay[ray]'")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    if not args.resume:
         from safeplay.engine import warm_cache
 
         # A warm start computed earlier for the same inputs: this run starts at RL step 1.
         args.resume = warm_cache.restore(cfg, out)
-        run_dir = RunDir(out)
-    if args.ray_address and args.distributed != "ray":
-        raise SafeplayError("--ray-address needs --distributed ray")
+        from safeplay.engine.estimate import estimate
+
+        print(estimate(cfg, cached_warm_start=args.resume).line(args.resume), flush=True)
+    run_dir = RunDir(out)
     run_with_progress(cfg, run_dir, resume=args.resume, quiet=args.quiet, distributed=args.distributed,
                       ray_address=args.ray_address)
     print(f"run folder: {run_dir.root}")

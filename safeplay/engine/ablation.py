@@ -50,12 +50,14 @@ DEFAULT_BENCHMARKS = ["harmbench", "xstest-safe", "wildjailbreak-adv-harmful", "
 
 
 def check_arms(recipe: str, arms: Sequence[str]) -> None:
+    if recipe not in ARMS_FOR:
+        raise SafeplayError(f"recipe {recipe!r} is not a recipe; choose one of {', '.join(ARMS_FOR)}")
     allowed = ARMS_FOR[recipe]
     for arm in arms:
         if arm not in allowed:
             raise SafeplayError(f"arm {arm!r} does not apply to recipe {recipe}; choose from {', '.join(allowed)}")
-    if len(arms) < 2:
-        raise SafeplayError("an ablation needs at least two arms, e.g. --arms self-play,defender-only")
+    if len(arms) < 2 or len(set(arms)) != len(arms):
+        raise SafeplayError("an ablation needs at least two different arms, e.g. --arms self-play,defender-only")
 
 
 def _rows(run_root: Path) -> list[dict]:
@@ -163,6 +165,8 @@ def run_ablation(
 ) -> dict:
     """Train every (arm, seed) with ``train_fn(cfg, run_root)`` (it resumes a folder that holds a checkpoint)
     and gather final evaluations; arms share one warm start per seed where they can (module docstring)."""
+    if not seeds:
+        raise SafeplayError("an ablation needs at least one seed")
     out.mkdir(parents=True, exist_ok=True)
     per_arm: dict[str, list[dict]] = {a: [] for a in arms}
     minutes: dict[str, list[float]] = {a: [] for a in arms}

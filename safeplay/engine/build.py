@@ -24,18 +24,30 @@ def resolve_share(cfg: TrainConfig) -> None:
 
 
 def load_training_seeds(cfg: TrainConfig) -> list:
-    from safeplay.data.seeds import CONTEXTUAL_SOURCES, load_seed_file, load_seeds
+    """The run's seeds, cleaned and with the attacker's share marked (``seeds.attack_share`` per class).
 
+    From ``seeds.file`` when it is set (every row kept, the batch mix left to the curriculum), else from the data
+    directory (or the built-in set). Either way near-duplicates of the evaluation prompts are dropped when the
+    data directory holds them: a seed must never be a held-out item."""
+    from safeplay.data.seeds import CONTEXTUAL_SOURCES, load_seed_file, load_seeds, prepare_seeds
+
+    root = data_dir()
+    exclude: list[str] = []
+    if root is not None:
+        from safeplay.data.benchmarks import eval_prompt_texts
+
+        exclude = eval_prompt_texts(root)
+    exclude += custom_eval_prompts(cfg)
     if cfg.seeds.file:
-        seeds = load_seed_file(Path(cfg.seeds.file), attack_share=cfg.seeds.attack_share, seed=cfg.seed)
+        seeds = prepare_seeds(
+            load_seed_file(Path(cfg.seeds.file)),
+            exclude=exclude,
+            harmful_share=None,
+            attack_share=cfg.seeds.attack_share,
+            max_per_class=cfg.seeds.max_per_class,
+            seed=cfg.seed,
+        )
     else:
-        root = data_dir()
-        exclude: list[str] = []
-        if root is not None:
-            from safeplay.data.benchmarks import eval_prompt_texts
-
-            exclude = eval_prompt_texts(root)
-        exclude += custom_eval_prompts(cfg)
         seeds = load_seeds(
             root,
             exclude=exclude,
@@ -46,8 +58,12 @@ def load_training_seeds(cfg: TrainConfig) -> list:
         # A contextual seed is a long context paragraph and a request: the attacker cannot copy it into a revision
         # within its token budget, so such seeds always go to the defender verbatim.
         seeds = [replace(s, attack=False) if s.source in CONTEXTUAL_SOURCES else s for s in seeds]
+    if cfg.seeds.attack_share > 0 and not cfg.game.defender_only and not any(s.attack for s in seeds):
+        log.warning("seeds: none is marked for the attacker (too few seeds for seeds.attack_share=%s): no game of "
+                    "this run has an attacker turn", cfg.seeds.attack_share)
     log.info(
-        "seeds: %d harmful, %d benign", sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds)
+        "seeds: %d harmful, %d benign (%d marked for the attacker)",
+        sum(s.harmful for s in seeds), sum(not s.harmful for s in seeds), sum(s.attack for s in seeds),
     )
     return seeds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from safeplay.models.roles import PolicyConfig
 from safeplay.rl.update import OptimConfig, RLConfig
 
 RECIPES = ("self-redteam", "ssp", "triplay")
+_RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass
@@ -25,6 +27,9 @@ class JudgeConfig:
     """Extra keyword arguments for the judge (e.g. endpoint, model, timeout)."""
     max_failures: int = 3
     """Consecutive judge failures (exceptions) tolerated before the run stops; each failed batch is skipped."""
+
+    def __post_init__(self) -> None:
+        check(self.max_failures >= 1, "max_failures", "must be >= 1")
 
 
 @dataclass
@@ -48,9 +53,10 @@ class GameConfig:
     """With ``tactics: wildteaming``: how many of the most frequent tactics to draw from."""
     check_answers: bool = False
     """Judge-independent checks of each defender answer (``safeplay.rewards.answer_checks``): a judged refusal
-    that does not say it refuses, and an answer that loops on one phrase, are undecidable — no defender sample, and
-    counted per step (``defender/undecidable``). A small judge calls many incoherent, off-topic answers refusals
-    and would pay the refusal reward for them."""
+    that does not say it refuses, and an answer that loops on one phrase, are evasions — they earn neither the
+    refusal reward nor the helpful one (scored as the wrong choice; counted per step as ``defender/evasive``). A
+    small judge calls many incoherent, off-topic or evasive answers refusals and would pay the refusal reward for
+    them; dropping them instead lets the defender drift into them, since a dropped answer is never penalised."""
     attacked_prompt_label: Literal["judge", "seed", "agree"] = "judge"
     """q (is the prompt harmful?) for a prompt the attacker rewrote: ``judge`` = the judge's label of the revision
     (Self-RedTeam §1.4); ``seed`` = the seed's dataset label, for revisions that stay on the seed's topic and do not
@@ -74,6 +80,9 @@ class GameConfig:
     every decided game). A small attacker's revisions are often unfaithful, and answering them rewards the
     defender for complying with jailbreak-shaped prompts."""
 
+    def __post_init__(self) -> None:
+        check(self.tactics_top_k >= 1, "tactics_top_k", "must be >= 1")
+
 
 @dataclass
 class SeedConfig:
@@ -86,7 +95,14 @@ class SeedConfig:
     max_per_class: int | None = 2000
     """Cap on seeds per class after de-duplication (None = all)."""
     file: str | None = None
-    """Optional user seed file (JSONL/CSV with text/prompt and harmful columns) used instead of the data dir."""
+    """Optional user seed file (JSONL/CSV with text/prompt and harmful columns) used instead of the data dir; its
+    seeds are de-duplicated against the evaluation sets and ``attack_share`` of each class is marked for the
+    attacker, like the data directory's."""
+
+    def __post_init__(self) -> None:
+        check(0 <= self.harmful_share <= 1, "harmful_share", "must be in [0, 1]")
+        check(0 <= self.attack_share <= 1, "attack_share", "must be in [0, 1]")
+        check(self.max_per_class is None or self.max_per_class >= 1, "max_per_class", "must be >= 1 (or null: all)")
 
 
 @dataclass
@@ -141,6 +157,16 @@ class WarmStartConfig:
     """Reuse a warm start computed earlier for the same inputs, and store this run's for later runs
     (``safeplay.engine.warm_cache``: under the cache folder, keyed by every setting the warm start reads)."""
 
+    def __post_init__(self) -> None:
+        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share",
+                     "attacker_pair_share"):
+            check(0 <= getattr(self, name) <= 1, name, "must be in [0, 1]")
+        for name in ("harmful_prompts", "benign_prompts", "attacker_pairs", "evaluator_examples"):
+            check(getattr(self, name) >= 0, name, "must be >= 0")
+        for name in ("distill_samples", "epochs", "batch_size", "max_new_tokens"):
+            check(getattr(self, name) >= 1, name, "must be >= 1")
+        check(self.lr > 0, "lr", "must be > 0")
+
 
 @dataclass
 class EvalConfig:
@@ -166,6 +192,11 @@ class EvalConfig:
     enabled: bool = True
     """Switch periodic evaluation off entirely."""
 
+    def __post_init__(self) -> None:
+        check(self.every >= 0, "every", "must be >= 0")
+        check(self.limit is None or self.limit >= 1, "limit", "must be >= 1 (or null: every item)")
+        check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+
 
 @dataclass
 class SSPConfig:
@@ -188,6 +219,13 @@ class SSPConfig:
     benign_share: float = 0.25
     """Share of benign seeds sent verbatim to the defender (guards against over-refusal; 0 = paper-pure)."""
 
+    def __post_init__(self) -> None:
+        check(0 <= self.replay_share <= 1, "replay_share", "must be in [0, 1]")
+        check(0 <= self.benign_share <= 1, "benign_share", "must be in [0, 1]")
+        check(self.pool_cap >= 1, "pool_cap", "must be >= 1")
+        check(self.ucb_c >= 0, "ucb_c", "must be >= 0")
+        check(self.min_visits >= 0, "min_visits", "must be >= 0")
+
 
 @dataclass
 class TriPlayConfig:
@@ -200,11 +238,18 @@ class TriPlayConfig:
     frozen_defenders: list[str] = field(default_factory=lambda: ["base", "base-system"])
     """Frozen defenders: 'base' (adapters off), 'base-system' (adapters off + safety system prompt), or a model spec."""
     semantic_reward: float = 0.5
-    """Magnitude of the semantic-consistency reward (+ if the attack keeps the seed's intent, − otherwise)."""
+    """Reward added when the evaluator judges that the attack keeps the seed's intent (the paper's R_sem:
+    "positive only if judged relevant"); an attack judged off-intent, or an unreadable check, adds nothing. 0 =
+    no semantic check."""
     diversity: bool = True
     """Apply the diversity penalty against the Attack Success Pool (ablation: off)."""
     diversity_k: float = 1.0
     """k in y(z) = e^{k·z} − 1."""
+    diversity_max: float = 1.0
+    """The largest diversity penalty (an exact repeat of a pool entry). The paper's terms 2·y(z_B) + 4·y(z_C)
+    reach 6·(e^k − 1) (10.3 at k = 1) against an outcome reward of ±1; they are divided by that maximum and
+    multiplied by this, so the paper's 1 : 2 balance of the BLEU and embedding terms and its e^{kz} shape stay
+    and a repeated success nets at most the outcome reward less this."""
     pool_cap: int = 256
     """Attack Success Pool size."""
     experts: list[str] = field(default_factory=lambda: ["guard-mini", "keyword"])
@@ -215,6 +260,21 @@ class TriPlayConfig:
     """How the evaluator answers: ``scored`` = the allowed answer (label word, yes/no) with the highest
     probability, sampled from those probabilities in the Eval phase (constrained decoding: every answer is
     readable); ``generate`` = free text parsed for a label (unreadable answers are counted and fall back)."""
+
+    def __post_init__(self) -> None:
+        check(len(self.phase_steps) == 3 and all(n >= 0 for n in self.phase_steps) and sum(self.phase_steps) > 0,
+              "phase_steps", "three integers >= 0 (Red, Blue, Eval) with a positive sum")
+        check(len(self.defender_weights) == 1 + len(self.frozen_defenders), "defender_weights",
+              f"one weight for the live Blue plus one per frozen defender ({1 + len(self.frozen_defenders)} in all)")
+        check(all(w >= 0 for w in self.defender_weights) and sum(self.defender_weights) > 0, "defender_weights",
+              "weights must be >= 0 with a positive sum")
+        check(len(self.experts) >= 1, "experts", "needs at least one expert judge")
+        check(self.experts.count("|") <= 1 and self.experts[0] != "|" and self.experts[-1] != "|", "experts",
+              "use [a, b] or [a, '|', b, c] (safety panel | utility panel)")
+        check(self.semantic_reward >= 0, "semantic_reward", "must be >= 0")
+        check(self.diversity_k > 0, "diversity_k", "must be > 0")
+        check(self.diversity_max > 0, "diversity_max", "must be > 0 (triplay.diversity=false turns the penalty off)")
+        check(self.pool_cap >= 1, "pool_cap", "must be >= 1")
 
 
 @dataclass
@@ -299,15 +359,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check(self.recipe in RECIPES, "recipe", f"{self.recipe!r} is not a recipe; choose one of {', '.join(RECIPES)}")
+        check(not self.name or (_RUN_NAME.fullmatch(self.name) is not None and self.name not in (".", "..")),
+              "name", f"{self.name!r} is not a folder name (letters, digits, '.', '_', '-')")
         check(self.steps >= 0, "steps", "must be >= 0")
         check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        check(self.max_minutes is None or self.max_minutes > 0, "max_minutes", "must be > 0 (or null: no limit)")
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
-        check(0 <= self.seeds.harmful_share <= 1, "seeds.harmful_share", "must be in [0, 1]")
-        check(0 <= self.seeds.attack_share <= 1, "seeds.attack_share", "must be in [0, 1]")
-        for name in ("wrapped_share", "contextual_share", "hard_benign_share", "benign_wrapped_share",
-                     "attacker_pair_share"):
-            check(0 <= getattr(self.warm_start, name) <= 1, f"warm_start.{name}", "must be in [0, 1]")
+        # RL and optimiser ranges their own classes leave open.
+        check(self.rl.reward_clip > 0, "rl.reward_clip", "must be > 0")
+        check(self.rl.aux_sft_coef >= 0, "rl.aux_sft_coef", "must be >= 0")
+        check(self.rl.aux_sft_batch >= 1, "rl.aux_sft_batch", "must be >= 1")
+        check(self.optim.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+        check(self.optim.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 = no clipping)")
+        check(self.log.diversity_every >= 0, "log.diversity_every", "must be >= 0 (0 = never)")
         check(
             self.reward_table in ("general_sum", "general_sum_all_one", "zero_sum"),
             "reward_table",
@@ -318,7 +383,6 @@ class TrainConfig:
             "rl.aux_sft_coef",
             "the auxiliary SFT data is the defender warm start's: set warm_start.enabled=true (and warm_start.defender)",
         )
-        check(len(self.triplay.phase_steps) == 3, "triplay.phase_steps", "three integers: Red, Blue, Eval")
         check(self.eval.batch_size >= 1, "eval.batch_size", "must be >= 1")
         for name, n in self.eval.limits.items():
             check(n is None or (isinstance(n, int) and n >= 0), f"eval.limits.{name}", "must be a count >= 0 or null")

@@ -63,11 +63,14 @@ class Trainer:
         missing = [r for r in self.recipe.roles if r not in self.policies.roles]
         if missing:
             raise SafeplayError(f"recipe {cfg.recipe} needs roles {missing} that the policies do not hold")
-        total_updates = max(1, cfg.steps * cfg.rl.minibatches)
         self.updaters: dict[str, PolicyUpdater] = {}
         for role in self.recipe.roles:
             name = self.policies.policy_name(role)
             if name not in self.updaters:
+                # Each schedule spans the steps its policy trains (TriPlay trains one role per phase), not all steps.
+                roles = {r for r in self.recipe.roles if self.policies.policy_name(r) == name}
+                steps = sum(1 for s in range(1, cfg.steps + 1) if roles & set(self.recipe.trains(s)))
+                total_updates = max(1, steps * cfg.rl.minibatches)
                 self.updaters[name] = PolicyUpdater(self.policies, role, cfg.rl, cfg.optim, total_updates)
         self.step = 0
         self.warm_started = False

@@ -25,10 +25,10 @@ from typing import Any
 
 from safeplay.errors import SafeplayError
 
-HEADLINE = ("asr", "refusal_rate", "compliance_rate", "strongreject_score", "refusal_f1", "exact_match", "accuracy",
-            "label_accuracy")
+HEADLINE = ("asr", "refusal_rate", "compliance_rate", "strongreject_score", "harm_score", "refusal_f1", "exact_match",
+            "accuracy", "label_accuracy")
 """Metric keys drawn in before/after bars (each benchmark's primary metric is one of these)."""
-LOWER_IS_BETTER = {"asr", "strongreject_score", "harmful_rate", "keyword_hack_rate"}
+LOWER_IS_BETTER = {"asr", "strongreject_score", "harm_score", "harmful_rate", "keyword_hack_rate"}
 SAMPLE_GAMES = 12
 SAMPLES_PER_BENCHMARK = 4
 MAX_CURVES = 16

@@ -33,6 +33,9 @@ from safeplay.config import check
 from safeplay.errors import SafeplayError
 from safeplay.generation.base import ChatPrompt, Completion, FinishReason, SamplingParams
 
+VLLM_DTYPES = ("auto", "bfloat16", "float16", "half", "float32", "float")
+"""The dtypes a vLLM engine takes."""
+
 
 @dataclass
 class VLLMConfig:
@@ -56,6 +59,8 @@ class VLLMConfig:
         check(self.tensor_parallel_size >= 1, "tensor_parallel_size", "must be >= 1")
         check(self.max_model_len >= 16, "max_model_len", "must be >= 16")
         check(self.max_loras >= 1, "max_loras", "must be >= 1")
+        check(self.dtype in VLLM_DTYPES, "dtype",
+              f"{self.dtype!r} is not allowed; choose one of {', '.join(VLLM_DTYPES)}")
 
 
 def import_vllm() -> Any:

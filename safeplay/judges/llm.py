@@ -1,4 +1,5 @@
-"""LLM judges (WildGuard, Llama Guard 3, SSP 1–5 score, TriPlay 3-class) on a local model or an HTTP endpoint.
+"""LLM judges (WildGuard, Llama Guard 3, SSP 1–5 score, TriPlay 3-class, StrongREJECT's rubric) on a local model or an
+HTTP endpoint.
 
 Backends turn judge prompts into generated texts:
 
@@ -145,13 +146,13 @@ def to_verdict(fmt: JudgeFormat, text: str, name: str) -> Verdict:
     label = parsed.label or label_from(parsed.refusal, parsed.response_harmful)
     return Verdict(prompt_harmful=parsed.prompt_harmful, refusal=parsed.refusal,
                    response_harmful=parsed.response_harmful, label=label, score=parsed.score, raw=text,
-                   judge=name, categories=list(parsed.categories))
+                   judge=name, categories=list(parsed.categories), probs=dict(parsed.probs))
 
 
 def build_llm_judge(kind: str, model: str | None = None, endpoint: str | None = None, model_name: str | None = None,
                     **options: Any) -> LLMJudge:
-    """``kind`` is a format name (wildguard, llama-guard, ssp-score, triplay-eval); exactly one of ``model`` (local)
-    or ``endpoint`` (+ ``model_name``) says where it runs; remaining options go to the backend."""
+    """``kind`` is a format name (wildguard, llama-guard, ssp-score, triplay-eval, strongreject); exactly one of
+    ``model`` (local) or ``endpoint`` (+ ``model_name``) says where it runs; remaining options go to the backend."""
     fmt = FORMATS.get(kind)
     if fmt is None:
         raise SafeplayError(f"unknown LLM judge format {kind!r}; known: {', '.join(FORMATS)}")

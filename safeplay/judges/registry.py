@@ -6,9 +6,11 @@ Names:
   ``guard-mini:PATH`` — the same judge with the weights that ``safeplay judge train --out PATH`` wrote (a folder or
   the ``.safetensors`` file; in a config, ``judge.name: guard-mini:PATH`` or ``judge.options: {weights: PATH}``);
 * ``keyword`` — refusal-phrase baseline (options: ``phrases``, ``window``, ``prompt_harmful``, ``assume_harmful``);
-* ``wildguard``, ``llama-guard``, ``ssp-score``, ``triplay-eval`` — LLM judges; need ``model=`` (a local model
-  directory or spec) or ``endpoint=`` + ``model_name=`` (an OpenAI-compatible server); further options go to the
-  backend (``api``, ``timeout``, ``retries``, ``concurrency``, ``api_key_env``, ``batch_size``, ``dtype``, …);
+* ``wildguard``, ``llama-guard``, ``ssp-score``, ``triplay-eval``, ``strongreject`` (StrongREJECT's rubric
+  grader: its verdicts carry the rubric items, which give the benchmark's published score) — LLM judges; need
+  ``model=`` (a local model directory or spec) or ``endpoint=`` + ``model_name=`` (an OpenAI-compatible server);
+  further options go to the backend (``api``, ``timeout``, ``retries``, ``concurrency``, ``api_key_env``,
+  ``batch_size``, ``dtype``, …);
 * ``classify`` — a remote ``/classify`` judge server (``url=``);
 * ``vote:<a>,<b>,...`` — majority vote of those experts on both panels, or ``vote:<a>,<b>|<c>,<d>`` for safety
   experts a, b and utility experts c, d. Options: ``require_agreement``, ``tie``, ``utility_tie``, and ``experts``
@@ -22,7 +24,7 @@ from typing import Any, Callable
 from safeplay.errors import SafeplayError
 from safeplay.judges.base import Judge
 
-LLM_JUDGES = ("wildguard", "llama-guard", "ssp-score", "triplay-eval")
+LLM_JUDGES = ("wildguard", "llama-guard", "ssp-score", "triplay-eval", "strongreject")
 
 
 def _guard_mini(**options: Any) -> Judge:
@@ -84,6 +86,59 @@ def _vote(spec: str, options: dict[str, Any]) -> Judge:
     safety = experts(panels[0])
     utility = experts(panels[1]) if len(panels) == 2 else []
     return VotingJudge(safety, utility, **options)
+
+
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "guard-mini": ("weights", "meta", "encoder", "thresholds", "cross", "prompt_head_words", "prompt_tail_words"),
+    "keyword": ("phrases", "window", "prompt_harmful", "assume_harmful"),
+    "classify": ("url", "batch_size", "timeout", "retries", "backoff", "api_key_env", "name"),
+}
+"""Options each judge takes (``build_judge`` passes them on as keyword arguments)."""
+_LLM_LOCAL = ("model", "dtype", "device", "batch_size")
+_LLM_HTTP = ("endpoint", "model_name", "api", "api_key_env", "timeout", "retries", "backoff", "concurrency")
+_VOTE = ("require_agreement", "tie", "utility_tie", "name", "experts")
+
+
+def check_judge(name: str, options: dict[str, Any] | None = None, what: str = "judge",
+                options_what: str | None = None) -> None:
+    """Raise a one-line SafeplayError if ``build_judge(name, **options)`` cannot work, without building anything
+    (no weights read, no server called): unknown names, unknown or missing options. ``what`` names the setting of
+    the name in the message, ``options_what`` (default: ``what``) the setting of the options."""
+    options = dict(options or {})
+    opt = options_what or what
+    if name.startswith("vote:"):
+        panels = name[len("vote:"):].split("|")
+        if len(panels) > 2 or not panels[0].strip():
+            raise SafeplayError(f"{what}: bad voting spec {name!r}; use vote:a,b,c or vote:a,b|c,d")
+        _check_keys(opt, name, options, _VOTE)
+        experts = options.get("experts") or {}
+        if not isinstance(experts, dict):
+            raise SafeplayError(f"{opt}: option 'experts' must map expert names to their options")
+        for panel in panels:
+            for expert in (n.strip() for n in panel.split(",") if n.strip()):
+                if expert.startswith("vote:"):
+                    raise SafeplayError(f"{what}: voting judges cannot be nested")
+                check_judge(expert, experts.get(expert, {}), what, opt)
+        return
+    if name not in BUILDERS:
+        raise SafeplayError(f"{what}: unknown judge {name!r}; known: {', '.join(KNOWN)}")
+    if name in LLM_JUDGES:
+        if ("model" in options) == ("endpoint" in options):
+            raise SafeplayError(f"{opt}: judge {name} needs exactly one of the options model=<local dir or spec> "
+                                "or endpoint=<url>")
+        if "endpoint" in options and not options.get("model_name"):
+            raise SafeplayError(f"{opt}: judge {name} with endpoint= also needs model_name= (the served model's name)")
+        _check_keys(opt, name, options, _LLM_HTTP if "endpoint" in options else _LLM_LOCAL)
+        return
+    if name == "classify" and "url" not in options:
+        raise SafeplayError(f"{opt}: judge 'classify' needs url=<http://host:port/classify>")
+    _check_keys(opt, name, options, _OPTIONS[name])
+
+
+def _check_keys(what: str, name: str, options: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SafeplayError(f"{what}: judge {name!r} has no option {unknown[0]!r}; its options: {', '.join(known)}")
 
 
 def build_judge(name: str, **options: Any) -> Judge:

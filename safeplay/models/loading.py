@@ -285,6 +285,23 @@ def _resolve_source(spec: str) -> tuple[str, dict[str, Any]]:
     return spec, {"local_files_only": True} if offline else {}
 
 
+def check_model_spec(spec: str, what: str = "model") -> None:
+    """Raise a one-line SafeplayError if ``spec`` cannot name a model, without loading anything: a path-like spec
+    must be a directory with a config.json or a PEFT adapter folder, anything else the bundled name or a hub id.
+    (Whether a hub id exists is only known online, when it loads.)"""
+    from safeplay.models.peft_dir import is_adapter_dir
+
+    if spec == BUNDLED or is_adapter_dir(spec):
+        return
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SafeplayError(f"{what}: model directory {path} has no config.json (nor a PEFT adapter_config.json)")
+        return
+    if spec.startswith(("/", "./", "../", "~")) or path.exists() or not _HUB_ID.match(spec):
+        raise SafeplayError(f"{what}: unknown model {spec!r}: not {BUNDLED!r}, not a model directory, not a hub id")
+
+
 def _hub_error(spec: str, e: Exception) -> SafeplayError:
     first = str(e).splitlines()[0] if str(e) else type(e).__name__
     return SafeplayError(

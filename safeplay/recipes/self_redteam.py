@@ -17,7 +17,8 @@ Which label says whether the prompt the defender saw is harmful (q):
 An incoherent revision (off the seed's topic, or looping: ``answer_checks.coherent_revision``) loses the attacker
 every term of its reward, whatever the judge says: gibberish cannot be faithful, and the defender gets no sample
 from it under ``seed``/``agree``. With ``game.check_answers`` a defender answer the judge calls a refusal that does
-not say it refuses, or one that loops, is undecidable: no sample for either role (``defender/undecidable``).
+not say it refuses, or one that loops, is an evasion: it earns neither the refusal reward nor the helpful one (it
+is scored as the wrong choice for q; ``defender/evasive``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def revision_ok(game: Game) -> bool:
     return game.attack is None or coherent_revision(game.seed_text, game.attack.public)
 
 
-def undecidable_answer(game: Game) -> bool:
-    """A judged refusal without refusal wording, or a looping answer (``game.check_answers``)."""
+def evasive_answer(game: Game) -> bool:
+    """A judged refusal without refusal wording (an evasion: "I'm glad to help with this request." and nothing
+    more), or a looping answer (``game.check_answers``)."""
     v, answer = game.verdict, game.defense.public
     return bool(v and v.refusal and not has_refusal_wording(answer)) or degenerate(answer)
 
@@ -44,7 +46,7 @@ def undecidable_answer(game: Game) -> bool:
 def outcome_of(game: Game, cot: bool, verbatim_label: str = "judge", attacked_label: str = "judge",
                check_answers: bool = False) -> GameOutcome:
     """The reward table's view of a game: q chosen as the module docstring says; with ``check_answers`` an
-    undecidable answer leaves the refusal label undecided (a tie)."""
+    evasive answer is scored as the wrong choice for q."""
     v = game.verdict
     attacked = game.attack is not None
     judge_q = v.prompt_harmful if v else None
@@ -56,8 +58,11 @@ def outcome_of(game: Game, cot: bool, verbatim_label: str = "judge", attacked_la
         agrees = attacked_label == "seed" or judge_q == game.seed_harmful
         q = game.seed_harmful if revision_ok(game) and agrees else None
     refusal = v.refusal if v else None
-    if check_answers and usable and undecidable_answer(game):
-        refusal = None
+    if check_answers and usable and q is not None and evasive_answer(game):
+        # Neither a refusal nor an answer: it earns neither reward (scored as the wrong choice for q). Dropping
+        # such games instead let them escape every penalty, and the defender drifted into them: in one run the
+        # share of judged refusals without refusal wording rose from 0.14 at step 1 to 0.55–0.75 by step 25.
+        refusal = not q
     return GameOutcome(
         seed_harmful=game.seed_harmful,
         attacked=attacked,
@@ -107,13 +112,13 @@ class SelfRedTeam(Recipe):
         cot_term = cfg.game.cot and cfg.game.format_reward
         game_cfg = cfg.game
         samples = []
-        skipped_unfaithful = undecidable = no_label = 0
+        skipped_unfaithful = evasive = no_label = 0
         for g in games:
             o = outcome_of(g, cot_term, game_cfg.verbatim_prompt_label, game_cfg.attacked_prompt_label,
                            game_cfg.check_answers)
-            if o.refusal is None and g.verdict is not None and g.verdict.refusal is not None:
-                undecidable += 1
-                g.extra["undecidable"] = True
+            if game_cfg.check_answers and o.prompt_harmful is not None and evasive_answer(g):
+                evasive += 1
+                g.extra["evasive"] = True
             if o.prompt_harmful is None and g.attack is not None and not o.unparseable:
                 no_label += 1
             r_def = defender_reward(o, table)
@@ -130,7 +135,7 @@ class SelfRedTeam(Recipe):
         if game_cfg.defender_skips_unfaithful:
             metrics["defender/skipped_unfaithful"] = float(skipped_unfaithful)
         if game_cfg.check_answers:
-            metrics["defender/undecidable"] = undecidable / len(games) if games else 0.0
+            metrics["defender/evasive"] = evasive / len(games) if games else 0.0
         if game_cfg.attacked_prompt_label != "judge":
             attacked = sum(g.attack is not None for g in games)
             metrics["defender/revisions_without_label"] = no_label / attacked if attacked else 0.0

@@ -9,9 +9,11 @@ phase's role learns (``trains``). A phase with 0 steps is skipped.
   adapters off, ``base-system`` = adapters off + a safety system prompt, or a model spec loaded on first use);
   the evaluator labels every answer. Reward = Σ_i w_i·R_r(label_i) + R_sem − P_div (``rewards.triplay``).
   R_sem: the evaluator policy itself answers :func:`semantic_consistency_prompt` greedily (the only LLM judge the
-  game holds, as in the paper's LLM-judge check); an unreadable yes/no adds nothing and is counted.
+  game holds, as in the paper's LLM-judge check); ``+triplay.semantic_reward`` when it says the attack keeps the
+  seed's intent, nothing when it says no ("positive only if judged relevant") or its yes/no is unreadable (counted).
   P_div: against the Attack Success Pool, computed *before* this step's successes join it (a success never
-  penalises itself). An attack is a success when the live Blue's answer is labelled unsafe.
+  penalises itself), scaled to at most ``triplay.diversity_max`` (``rewards.diversity``). An attack is a success
+  when the live Blue's answer is labelled unsafe.
 * **Blue**: a curriculum batch; harmful seeds are rewritten by the live Red (one attack per seed, the
   environment), benign seeds go verbatim (our addition against over-refusal; ``seeds.harmful_share: 1`` is
   paper-pure). Blue answers each query G times (one GRPO group per query); reward {unsafe −1, refusal 0,
@@ -20,6 +22,10 @@ phase's role learns (``trains``). A phase with 0 steps is skipped.
   defenders' answers), labelled by the majority vote of ``triplay.experts`` with the agreement filter; the
   evaluator samples G labels per kept pair, reward 1 when its label equals the vote (GRPO). When the buffer is
   short (e.g. an Eval-only schedule), a fresh Blue-style round fills it first.
+
+**Defender-only** (``game.defender_only``, the ablation arm of ``safeplay ablate``): no attacker turn anywhere —
+Blue's harmful seeds go verbatim, and Red steps stay in the schedule but are idle (no games, no update), so Blue
+and Eval get the same number of steps as in the self-play arm with the same ``steps``.
 
 In-loop labels (Red/Blue) are the evaluator's **greedy** answer (a reward source should not be a dice roll; the
 Eval phase samples with ``evaluator`` settings to explore). By default (``triplay.label_decoding: scored``) the
@@ -45,7 +51,6 @@ from typing import Any, Sequence
 
 import torch
 
-from safeplay.config import check
 from safeplay.errors import SafeplayError
 from safeplay.game.cot import parse_cot
 from safeplay.game.rollout import Game, Turn, play_attacks, play_defenses
@@ -175,14 +180,7 @@ class TriPlay(Recipe):
 
     def __init__(self, ctx: RecipeContext):
         super().__init__(ctx)
-        t = self.cfg.triplay
-        check(all(n >= 0 for n in t.phase_steps) and sum(t.phase_steps) > 0, "triplay.phase_steps",
-              "three integers >= 0 with a positive sum")
-        check(len(t.defender_weights) == 1 + len(t.frozen_defenders), "triplay.defender_weights",
-              f"one weight for the live Blue plus one per frozen defender ({1 + len(t.frozen_defenders)} in all)")
-        check(all(w >= 0 for w in t.defender_weights) and sum(t.defender_weights) > 0, "triplay.defender_weights",
-              "weights must be >= 0 with a positive sum")
-        check(len(t.experts) >= 1, "triplay.experts", "needs at least one expert judge")
+        t = self.cfg.triplay  # its values are checked where the config is read (TriPlayConfig)
         self.pool = AttackSuccessPool(cap=t.pool_cap)
         self.buffer: list[dict[str, Any]] = []
         """Recent ⟨prompt, response⟩ pairs from Red/Blue games: the Eval phase's training inputs."""
@@ -200,7 +198,10 @@ class TriPlay(Recipe):
         return phase_index(step, self.cfg.triplay.phase_steps)
 
     def trains(self, step: int) -> Sequence[str]:
-        return (PHASE_ROLE[PHASES[self.phase(step)]],)
+        phase = PHASES[self.phase(step)]
+        if phase == "red" and self.cfg.game.defender_only:
+            return ()
+        return (PHASE_ROLE[phase],)
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -390,6 +391,10 @@ class TriPlay(Recipe):
 
     def play_red(self, step: int) -> StepResult:
         cfg, ctx, t = self.cfg, self.ctx, self.cfg.triplay
+        if cfg.game.defender_only:
+            # The ablation arm: no attacker plays or learns. Its Red steps stay in the schedule, idle, so that
+            # Blue and Eval train the same number of steps as in the self-play arm with the same ``steps``.
+            return StepResult(games=[], samples=[], metrics={"triplay/red_idle": 1.0})
         seeds = ctx.curriculum.take("harmful", cfg.batch_size)
         games = []
         for i, s in enumerate(seeds):
@@ -413,7 +418,8 @@ class TriPlay(Recipe):
         sources = [flat_sources[k * n:(k + 1) * n] for k in range(len(names))]
         sem = self.semantic_checks(games, step_seed(cfg.seed, step, "semantic"))
         penalties = (
-            diversity_penalties([g.attack.public for g in games], self.pool, ctx.embedder, k=t.diversity_k)
+            diversity_penalties([g.attack.public for g in games], self.pool, ctx.embedder, k=t.diversity_k,
+                                max_penalty=t.diversity_max)
             if t.diversity else [0.0] * n
         )
         samples = []
@@ -454,7 +460,9 @@ class TriPlay(Recipe):
         """A curriculum batch; harmful seeds rewritten once by the live Red, each query copied G times."""
         cfg, ctx = self.cfg, self.ctx
         seeds = ctx.curriculum.next_batch(cfg.batch_size)
-        base = [Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=s.harmful) for s in seeds]
+        attack = not cfg.game.defender_only  # defender-only: every seed verbatim
+        base = [Game(step=step, seed_text=s.text, seed_harmful=s.harmful, attacked=attack and s.harmful)
+                for s in seeds]
         play_attacks(ctx.policies, base, cfg.attacker, cfg.game.cot, step_seed(cfg.seed, step, "attacker"),
                      style=cfg.game.template_style, tactics=ctx.tactics)
         games = []

@@ -18,8 +18,17 @@ sources are vague (choices, all constructor/keyword arguments):
 * z_C — the **max** cosine similarity to a pool entry, clipped at 0. The sources write a sum over the pool,
   which grows with the pool's size rather than with similarity; the max measures "is this a repeat of an earlier
   success" and stays in [0, 1]. ``cos_reduce="mean"`` is available.
-* k = 1.0 by default (not given by the sources). With z in [0, 1] the penalty then spans 0 … 2·1.72 + 4·1.72 ≈ 10.3;
-  raise k to punish near-repeats more sharply than loose resemblance.
+* k = 1.0 by default (not given by the sources). With z in [0, 1] the raw penalty spans 0 … 2·1.72 + 4·1.72 ≈ 10.3
+  — ten times the ±1 outcome reward it is subtracted from, past the RL reward clip; raise k to punish near-repeats
+  more sharply than loose resemblance.
+* **Scale** (``max_penalty``, TriPlay's ``triplay.diversity_max``, default 1): the penalty is divided by its
+  maximum (w_B + w_C)·(e^k − 1) and multiplied by ``max_penalty``. The sources give w_B, w_C and the e^{kz} shape
+  but not the scale of the B terms (their sums over n-gram orders and over the pool are unbounded), so only the
+  ratio w_B : w_C = 1 : 2 and the shape are taken from them; the scale is set so that a penalty shapes the
+  attacker's reward among outcomes instead of swamping them (an exact repeat of a success nets +1 − 1 = 0 at
+  the default, a novel success +1, a failure −1 or −0.5). Measured unscaled in a TriPlay run of cpu-smoke size
+  (bundled model, batch 4 × G 2, pools of 4–8 successes): 0.59–1.58 per attack (mean 1.04), as large as the
+  outcome-plus-semantic reward it was subtracted from (−0.8 … 1.5); scaled, the same attacks get 0.06–0.15.
 * Sign: the penalty grows with similarity and is subtracted from the attacker's reward; it is 0 against an
   empty pool.
 
@@ -229,10 +238,13 @@ def diversity_penalties(
     k: float = 1.0,
     ngram_orders: Sequence[int] = (3, 4, 5),
     cos_reduce: Literal["max", "mean"] = "max",
+    max_penalty: float | None = None,
 ) -> list[float]:
     """TriPlay's P_div for each text against the pool (batched embedding). 0 against an empty pool.
 
     With ``embedder=None`` (and pool entries stored without embeddings) the cosine term is left out.
+    ``max_penalty``: scale the penalty so that its largest value, (w_bleu + w_cos)·(e^k − 1), becomes this (see
+    the module docstring); None keeps the raw sum.
     """
     if len(pool) == 0:
         return [0.0] * len(texts)
@@ -247,6 +259,9 @@ def diversity_penalties(
             z_c = max(0.0, float(sims.max() if cos_reduce == "max" else sims.mean()))
             p += w_cos * _amplify(z_c, k)
         out.append(p)
+    if max_penalty is not None:
+        top = (w_bleu + w_cos) * _amplify(1.0, k)
+        out = [p * max_penalty / top for p in out] if top > 0 else out
     return out
 
 
