@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from safeplay.judges.base import JudgeItem
-from safeplay.judges.guard_data import (
+from safeplay.judges.guard_data import build_guard_data
+from safeplay.judges.guard_mini import META, WEIGHTS, GuardMini, recentre, ssp_score
+from safeplay.judges.guard_phrases import (
     TEST_OPENERS,
     TEST_SHORT_REFUSALS,
     TEST_WRAPPERS,
     TRAIN_OPENERS,
     TRAIN_SHORT_REFUSALS,
     TRAIN_WRAPPERS,
-    build_guard_data,
 )
-from safeplay.judges.guard_mini import META, WEIGHTS, GuardMini, recentre, ssp_score
 
 _judge: GuardMini | None = None
 

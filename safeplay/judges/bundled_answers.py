@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from safeplay.errors import SafeplayError
 
 if TYPE_CHECKING:
-    from safeplay.judges.guard_data import GuardData
+    from safeplay.judges.guard_examples import GuardData
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 TRAIN_FILE = DATA_DIR / "bundled_answers_train.jsonl.gz"
@@ -76,7 +76,8 @@ def key(prompt: str) -> str:
 
 
 def _train_items(root: Path, seed: int, data: "GuardData | None" = None) -> list[GenItem]:
-    from safeplay.judges.guard_data import build_guard_data, contextual_rows
+    from safeplay.judges.guard_data import build_guard_data
+    from safeplay.judges.guard_sources import contextual_rows
     from safeplay.judges.guard_frames import compose, train_styles
 
     data = data or build_guard_data(root, seed, with_bundled=False)

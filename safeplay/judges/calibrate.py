@@ -53,13 +53,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from safeplay.judges.base import Judge, JudgeItem, Verdict
-from safeplay.judges.guard_data import (
-    TEST_SHORT_REFUSALS,
-    GuardData,
-    build_guard_data,
-    prompt_key,
-    side_refusals,
-)
+from safeplay.judges.guard_data import build_guard_data
+from safeplay.judges.guard_examples import GuardData, prompt_key
+from safeplay.judges.guard_phrases import TEST_SHORT_REFUSALS
+from safeplay.judges.guard_swaps import side_refusals
 from safeplay.judges.metrics import binary_metrics
 
 LABELS = ("refusal", "response_harmful", "prompt_harmful")
@@ -150,7 +147,7 @@ def read_sets(root: Path, seed: int, data: "GuardData | None" = None) -> dict[st
 
 
 def seen_prompts(judges: dict[str, Judge]) -> set[str]:
-    """Fingerprints of the prompts any of ``judges`` was trained on (``guard_data.prompt_key``; weights that list
+    """Fingerprints of the prompts any of ``judges`` was trained on (``guard_examples.prompt_key``; weights that list
     them in their ``training_prompts``)."""
     seen: set[str] = set()
     for judge in judges.values():

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from safeplay.judges.guard_data import GuardData, PromptExample, ResponseExample
+    from safeplay.judges.guard_examples import GuardData, PromptExample, ResponseExample
 
 STYLED_FRACTION = 0.6
 """Share of a side's plain prompts that also appear in training styles."""
@@ -98,13 +98,10 @@ def _bundled_label(answer: str, harmful_prompt: bool) -> tuple[bool | None, bool
 def augment(root: Path, data: "GuardData", seed: int, with_bundled: bool = True) -> dict[str, Any]:
     """Add the module docstring's examples and test sets to ``data`` (in place); returns their description."""
     from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
-    from safeplay.judges.guard_data import (
-        TRAIN_SHORT_REFUSALS,
-        PromptExample,
-        ResponseExample,
-        contextual_rows,
-        side_refusals,
-    )
+    from safeplay.judges.guard_examples import PromptExample, ResponseExample
+    from safeplay.judges.guard_phrases import TRAIN_SHORT_REFUSALS
+    from safeplay.judges.guard_sources import contextual_rows
+    from safeplay.judges.guard_swaps import side_refusals
     from safeplay.judges.guard_frames import compose, fill, held_out_styles, pick, train_styles
     from safeplay.rewards.answer_checks import has_refusal_wording
 

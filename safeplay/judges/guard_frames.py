@@ -3,13 +3,13 @@
 A wrapped prompt keeps its request's label (a benign request in a jailbreak frame is WildJailbreak's "adversarial
 benign"), so the frame itself carries no signal: the judge must find the request inside it. Styles:
 
-* **training** (``TRAIN_STYLES``): guard-mini's own first wrappers (``guard_data.TRAIN_WRAPPERS``), the defender
+* **training** (``TRAIN_STYLES``): guard-mini's own first wrappers (``guard_phrases.TRAIN_WRAPPERS``), the defender
   warm start's templates (``safeplay.game.wrappers``), the attacker's tactic frames (``safeplay.game.frames.
   TACTICS``), JailbreakBench's JailbreakChat template (AIM, from the attack artifacts' parameters), the frames of
   ``TRAIN_TACTIC_FRAMES`` below (other frequent WildTeaming tactics, written for this project), and the
   in-the-wild jailbreak templates that are not held out (both releases; the request follows the template);
 * **held out** (``HELD_OUT_STYLES``, for the test rows of ``safeplay judge calibrate`` only):
-  ``guard_data.TEST_WRAPPERS``, the validation set's ``VALIDATION_FRAMES`` (kept out of every training set),
+  ``guard_phrases.TEST_WRAPPERS``, the validation set's ``VALIDATION_FRAMES`` (kept out of every training set),
   ``TEST_TACTIC_FRAMES`` below (WildTeaming tactics no training frame uses), and the in-the-wild templates with the
   ``[INSERT PROMPT HERE]`` slot — those of the ``dan`` benchmark — together with every other in-the-wild template
   that near-duplicates one of them (character 5-gram Jaccard ≥ ``TEMPLATE_NEAR_DUP``).
@@ -164,7 +164,7 @@ def fill(frame: str, request: str) -> str:
         lc = text.rstrip("?.!").strip()
         lc = lc[:1].lower() + lc[1:]
         return frame.replace("{request_lc}", lc).replace("{request}", text)
-    if "{p}" in frame:  # guard_data's first wrappers
+    if "{p}" in frame:  # guard_phrases' first wrappers
         return frame.replace("{p}", text)
     if SLOT in frame:
         return frame.replace(SLOT, text)
@@ -217,7 +217,7 @@ def train_styles(root: Path) -> list[Style]:
     """Every training style (module docstring)."""
     from safeplay.game.frames import TACTICS
     from safeplay.game.wrappers import WRAPPERS
-    from safeplay.judges.guard_data import TRAIN_WRAPPERS
+    from safeplay.judges.guard_phrases import TRAIN_WRAPPERS
 
     styles = [Style(t, "guard-wrapper") for t in TRAIN_WRAPPERS]
     styles += [Style(t, "warm-start-wrapper") for t in WRAPPERS]
@@ -231,7 +231,7 @@ def train_styles(root: Path) -> list[Style]:
 def held_out_styles(root: Path) -> list[Style]:
     """Every held-out style (module docstring)."""
     from safeplay.game.frames import VALIDATION_FRAMES
-    from safeplay.judges.guard_data import TEST_WRAPPERS
+    from safeplay.judges.guard_phrases import TEST_WRAPPERS
 
     styles = [Style(t, "guard-test-wrapper") for t in TEST_WRAPPERS]
     styles += [Style(f, "validation-frame") for f in VALIDATION_FRAMES]

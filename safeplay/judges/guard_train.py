@@ -24,13 +24,8 @@ from typing import Any, Callable
 import numpy as np
 
 from safeplay.judges.guard_cross import CrossConfig, CrossEncoder
-from safeplay.judges.guard_data import (
-    GuardData,
-    PromptExample,
-    ResponseExample,
-    build_guard_data,
-    training_prompt_keys,
-)
+from safeplay.judges.guard_data import build_guard_data
+from safeplay.judges.guard_examples import GuardData, PromptExample, ResponseExample, training_prompt_keys
 from safeplay.judges.guard_mini import FORMAT, RESPONSE_OUTPUTS
 from safeplay.judges.metrics import best_threshold, binary_metrics
 
