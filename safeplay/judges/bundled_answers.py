@@ -77,8 +77,8 @@ def key(prompt: str) -> str:
 
 def _train_items(root: Path, seed: int, data: "GuardData | None" = None) -> list[GenItem]:
     from safeplay.judges.guard_data import build_guard_data
-    from safeplay.judges.guard_sources import contextual_rows
     from safeplay.judges.guard_frames import compose, train_styles
+    from safeplay.judges.guard_sources import contextual_rows
 
     data = data or build_guard_data(root, seed, with_bundled=False)
     rng = random.Random(seed + 101)

@@ -99,10 +99,10 @@ def augment(root: Path, data: "GuardData", seed: int, with_bundled: bool = True)
     """Add the module docstring's examples and test sets to ``data`` (in place); returns their description."""
     from safeplay.data.benchmarks import HARMBENCH_CONTEXT_SEPARATOR
     from safeplay.judges.guard_examples import PromptExample, ResponseExample
+    from safeplay.judges.guard_frames import compose, fill, held_out_styles, pick, train_styles
     from safeplay.judges.guard_phrases import TRAIN_SHORT_REFUSALS
     from safeplay.judges.guard_sources import contextual_rows
     from safeplay.judges.guard_swaps import side_refusals
-    from safeplay.judges.guard_frames import compose, fill, held_out_styles, pick, train_styles
     from safeplay.rewards.answer_checks import has_refusal_wording
 
     rng = random.Random(seed + 31)
