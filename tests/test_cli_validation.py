@@ -185,7 +185,7 @@ def test_every_key_rejects_a_bad_value(capsys, guarded, key):
 # -- every flag of every command ---------------------------------------------------------------------------------
 
 NO_VALUE = {"--version", "train --resume", "train --help-config", "train --quiet", "eval --cot", "ablate --no-report",
-            "chat --prompt", "chat --system", "judge train --no-cache", "export --force"}
+            "chat --prompt", "chat --system", "export --force"}
 """Flags with no value to get wrong (switches; free text). ``train --resume`` is walked by test_reported_cases."""
 BAD_FLAGS = {
     "train --recipe": ["--recipe", "nosuch"], "train --preset": ["--preset", "nosuch"],
@@ -213,7 +213,7 @@ BAD_FLAGS = {
     "judge train --out": ["--out", "a-file.txt"], "judge train --seed": ["--seed", "x"],
     "judge calibrate --judge": ["--judge", "nosuch"], "judge calibrate --option": ["--option", "nosuch=1"],
     "judge calibrate --out": ["--out", "."], "judge calibrate --limit": ["--limit", "0"],
-    "judge calibrate --seed": ["--seed", "x"],
+    "judge calibrate --seed": ["--seed", "x"], "judge calibrate --compare": ["--compare", "/no/such/weights"],
     "judge serve --judge": ["--judge", "nosuch"], "judge serve --option": ["--option", "nosuch=1"],
     "judge serve --host": ["--host", "not a host!"], "judge serve --port": ["--port", "99999"],
     "judge serve --max-batch": ["--max-batch", "0"], "judge serve --max-wait-ms": ["--max-wait-ms", "-1"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,6 +237,12 @@ def test_guard_mini_path_names_need_a_path(tmp_path):
         build_judge("guard-mini:")
     with pytest.raises(SafeplayError, match="weights missing"):
         build_judge(f"guard-mini:{tmp_path}")
+    # The same is caught before a run starts (preflight checks judge names without building them).
+    from safeplay.judges.registry import check_judge
+
+    with pytest.raises(SafeplayError, match="judge.name: .* holds no guard-mini weights"):
+        check_judge(f"guard-mini:{tmp_path}", {}, "judge.name")
+    check_judge("guard-mini:" + str(Path(__file__).resolve().parents[1] / "safeplay" / "judges" / "weights"))
 
 
 def test_compare_rows_say_which_side_is_better():

@@ -179,6 +179,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     options = parse_options(args.option)
     check_judge(args.judge, options, "--judge")
+    if args.compare is not None:
+        check_judge(f"guard-mini:{args.compare}", {}, "--compare")
     at_least("--limit", args.limit, 1)
     if args.out is not None and args.out.is_dir():
         raise SafeplayError(f"--out {args.out} is a folder; name the JSON file to write")

@@ -120,6 +120,18 @@ def check_judge(name: str, options: dict[str, Any] | None = None, what: str = "j
                     raise SafeplayError(f"{what}: voting judges cannot be nested")
                 check_judge(expert, experts.get(expert, {}), what, opt)
         return
+    if name.startswith("guard-mini:"):
+        from pathlib import Path
+
+        path = Path(name[len("guard-mini:"):]).expanduser()
+        if not str(path) or str(path) == ".":
+            raise SafeplayError(f"{what}: judge 'guard-mini:PATH' needs a path to retrained weights")
+        weights = path / "guard_mini.safetensors" if path.is_dir() else path
+        if not weights.is_file():
+            raise SafeplayError(f"{what}: {path} holds no guard-mini weights (what `safeplay judge train --out` writes)")
+        if "weights" in options:
+            raise SafeplayError(f"{opt}: judge {name!r} names its weights; drop the weights option")
+        return
     if name not in BUILDERS:
         raise SafeplayError(f"{what}: unknown judge {name!r}; known: {', '.join(KNOWN)}")
     if name in LLM_JUDGES:
