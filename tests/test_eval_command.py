@@ -8,11 +8,13 @@ import types
 
 import pytest
 
-import safeplay.models.loading  # noqa: F401  (real: the flag checks read it; the fixture fakes the loaders only)
+# Real: the flag checks read them (the fixture fakes the loaders only, by replacing their packages in sys.modules,
+# after which no submodule of those packages can be imported any more).
+import safeplay.models.loading  # noqa: F401
+import safeplay.models.peft_dir  # noqa: F401
+from fakes import OpenerJudge, ScriptedGenerator
 from safeplay.cli import main
-
 from safeplay.judges.base import Verdict, label_from
-from fakes import OpenerJudge, ScriptedGenerator  # noqa: E402 (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture
