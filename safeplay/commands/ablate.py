@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"which recipe: {', '.join(recipe_names())} (default self-redteam)")
     p.add_argument("--preset", default="cpu-demo", help="cpu-smoke, cpu-demo (default), gpu-8b or gpu-8b-llama")
     p.add_argument("--arms", default="self-play,defender-only",
-                   help="comma-separated arms: self-play and defender-only, and the recipe's own (self-redteam: "
-                   "no-cot, zero-sum; ssp: no-replay, uniform-replay; triplay: no-diversity)")
+                   help="comma-separated arms: self-play and defender-only (every recipe) and the recipe's own "
+                   "(its Recipe.ablation_arms; a wrong name lists them)")
     p.add_argument("--seeds", type=int, default=1, help="runs per arm (seeds base, base+1, …)")
     p.add_argument("--benchmarks", default=None, help="evaluation benchmarks (default: HarmBench, XSTest-safe, WildJailbreak adversarial harmful/benign)")
     p.add_argument("--limit", type=int, default=None, help="fixed subset size per benchmark (default: the preset's)")
