@@ -76,3 +76,19 @@ def test_load_config_round_trips_to_dict():
     cfg = resolve_config("triplay", "cpu-demo")
     again = load_config(type(cfg), [to_dict(cfg)])
     assert again == cfg
+
+
+def test_a_run_folder_written_before_recipes_owned_their_settings_still_resumes(tmp_path):
+    """Older run folders hold every recipe's section; a resumed run reads its own and drops the others."""
+    import yaml
+
+    from safeplay.config import to_dict
+    from safeplay.engine.setup import load_run_config
+
+    old = to_dict(resolve_config("self-redteam", "cpu-smoke"))
+    old["ssp"] = to_dict(resolve_config("ssp"))["ssp"]
+    old["triplay"] = to_dict(resolve_config("triplay"))["triplay"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    cfg = load_run_config(tmp_path / "config.yaml", ["steps=7"])
+    assert cfg == resolve_config("self-redteam", "cpu-smoke", overrides=["steps=7"])
+    assert not hasattr(cfg, "ssp")

@@ -200,8 +200,15 @@ def test_serve_command_serves_until_stopped():
     import subprocess
     import sys
 
+    def as_a_shell_starts_it():
+        # A child inherits its parent's blocked signals and ignored dispositions across exec; after other tests
+        # (a local Ray cluster) this test process may have SIGINT blocked, which no user's shell does.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     proc = subprocess.Popen([sys.executable, "-m", "safeplay.cli", "judge", "serve", "--judge", "keyword", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"}, preexec_fn=as_a_shell_starts_it)
     try:
         line = proc.stdout.readline()
         assert "serving judge keyword on http://127.0.0.1:" in line, line + proc.stderr.read()
@@ -216,6 +223,11 @@ def test_serve_command_serves_until_stopped():
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            raise AssertionError("judge serve did not stop within 20 s of SIGINT: " + proc.communicate()[1][-2000:])
+            proc.send_signal(signal.SIGABRT)  # faulthandler (PYTHONFAULTHANDLER) writes every thread's stack
+            try:
+                err = proc.communicate(timeout=10)[1]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                err = proc.communicate()[1]
+            raise AssertionError("judge serve did not stop within 20 s of SIGINT: " + err[-4000:])
     assert proc.returncode == 130, proc.stderr.read()  # the CLI's answer to an interrupt
