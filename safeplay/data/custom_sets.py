@@ -21,10 +21,10 @@ would report figures over prompts the user did not choose.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from safeplay.data.seed_sources import jsonl_objects
 from safeplay.errors import SafeplayError
 
 PREFIX = "file:"
@@ -55,17 +55,7 @@ def _bad(path: Path, line: int, why: str) -> SafeplayError:
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _bad(path, line_no, f"not valid JSON ({e.msg})") from None
-            if not isinstance(obj, dict):
-                raise _bad(path, line_no, "not a JSON object (expected {\"prompt\": …, \"label\": …})")
-            yield line_no, obj
+    return jsonl_objects(path, _bad, 'expected {"prompt": …, "label": …}')
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

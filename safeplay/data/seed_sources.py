@@ -34,7 +34,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from safeplay.errors import SafeplayError
 
@@ -60,8 +60,10 @@ def bad_row(path: Path, row: int, why: str) -> SafeplayError:
     return SafeplayError(f"{path}: row {row}: {why}")
 
 
-def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
+def jsonl_objects(path: Path, bad: Callable[[Path, int, str], SafeplayError] = bad_row,
+                  object_hint: str = "") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file; a line that is not a JSON object raises
+    ``bad(path, line, why)`` (``object_hint`` says what an object should look like)."""
     with path.open(encoding="utf-8") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -69,11 +71,14 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise bad_row(path, line_no, f"not valid JSON ({e.msg})") from None
+                raise bad(path, line_no, f"not valid JSON ({e.msg})") from None
             if not isinstance(obj, dict):
-                raise bad_row(path, line_no, "not a JSON object")
-            rows.append((line_no, obj))
-    return rows
+                raise bad(path, line_no, "not a JSON object" + (f" ({object_hint})" if object_hint else ""))
+            yield line_no, obj
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    return list(jsonl_objects(path))
 
 
 def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
